@@ -1,0 +1,458 @@
+//! The HTTP client that sends signed requests to endpoints. It follows no
+//! redirect, uses no proxy, checks every address it connects to against the
+//! [`AddressPolicy`], and bounds each exchange by a connect and a total timeout.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde_json::json;
+use tokio::sync::Semaphore;
+
+use crate::model::{EndpointUrl, SigningSecret};
+use crate::retry::parse_retry_after;
+use crate::signing::signature_header;
+use crate::ssrf::AddressPolicy;
+
+/// Settings of the delivery client.
+#[derive(Clone, Debug)]
+pub struct DeliveryConfig {
+    pub connect_timeout: Duration,
+    /// Bound on the whole exchange: connect, TLS, request and response body.
+    pub total_timeout: Duration,
+    /// Bytes of each response body kept in the attempt record.
+    pub response_body_limit: usize,
+    /// Attempts in flight across all subscriptions.
+    pub max_in_flight_total: usize,
+    pub policy: AddressPolicy,
+    /// PEM certificates trusted beside the system roots.
+    pub extra_root_certificates: Vec<Vec<u8>>,
+    /// Fixed DNS answers by host name. Each lookup takes the next list and the
+    /// last list repeats, so a test can answer differently at validation and
+    /// at connect time.
+    pub dns_overrides: HashMap<String, Vec<Vec<IpAddr>>>,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            total_timeout: Duration::from_secs(15),
+            response_body_limit: 4096,
+            max_in_flight_total: 512,
+            policy: AddressPolicy::default(),
+            extra_root_certificates: Vec::new(),
+            dns_overrides: HashMap::new(),
+        }
+    }
+}
+
+/// How an attempt ended, as the label of the attempts metric.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResultClass {
+    Success,
+    Redirect,
+    ClientError,
+    ServerError,
+    Timeout,
+    ConnectError,
+    Blocked,
+    Error,
+}
+
+impl ResultClass {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Success => "2xx",
+            Self::Redirect => "3xx",
+            Self::ClientError => "4xx",
+            Self::ServerError => "5xx",
+            Self::Timeout => "timeout",
+            Self::ConnectError => "connect_error",
+            Self::Blocked => "blocked",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// What one attempt observed. A failed attempt is data, not an error.
+#[derive(Clone, Debug)]
+pub struct AttemptReport {
+    pub class: ResultClass,
+    pub status: Option<u16>,
+    pub duration: Duration,
+    pub error: Option<String>,
+    pub body: Option<String>,
+    /// The `Retry-After` of a 429 or 503 answer.
+    pub retry_after: Option<Duration>,
+}
+
+impl AttemptReport {
+    pub fn success(&self) -> bool {
+        self.class == ResultClass::Success
+    }
+
+    fn failure(class: ResultClass, started: Instant, error: String) -> Self {
+        Self {
+            class,
+            status: None,
+            duration: started.elapsed(),
+            error: Some(error),
+            body: None,
+            retry_after: None,
+        }
+    }
+}
+
+/// One signed request to send.
+pub struct SignedRequest<'a> {
+    pub url: &'a EndpointUrl,
+    pub msg_id: &'a str,
+    pub event_type: &'a str,
+    pub body: &'a [u8],
+    pub secrets: &'a [SigningSecret],
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("address {addr} of {host} is blocked: {reason}")]
+struct BlockedAddress {
+    host: String,
+    addr: IpAddr,
+    reason: &'static str,
+}
+
+/// Resolves host names and drops every address the policy blocks, so the
+/// address checked is the address connected to.
+struct GuardedResolver {
+    policy: Arc<AddressPolicy>,
+    overrides: Arc<DnsOverrides>,
+}
+
+#[derive(Default)]
+struct DnsOverrides {
+    answers: HashMap<String, Vec<Vec<IpAddr>>>,
+    lookups: Mutex<HashMap<String, usize>>,
+}
+
+impl DnsOverrides {
+    fn next(&self, host: &str) -> Option<Vec<IpAddr>> {
+        let answers = self.answers.get(host)?;
+        let mut lookups = self.lookups.lock().unwrap_or_else(|e| e.into_inner());
+        let count = lookups.entry(host.to_string()).or_insert(0);
+        let answer = answers.get(*count).or_else(|| answers.last()).cloned();
+        *count += 1;
+        answer
+    }
+}
+
+async fn lookup(overrides: &DnsOverrides, host: &str) -> Result<Vec<IpAddr>, String> {
+    if let Some(answer) = overrides.next(host) {
+        return Ok(answer);
+    }
+    let addrs = tokio::net::lookup_host((host, 0))
+        .await
+        .map_err(|e| format!("DNS lookup of {host} failed: {e}"))?;
+    Ok(addrs.map(|a| a.ip()).collect())
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.policy.clone();
+        let overrides = self.overrides.clone();
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let addrs = lookup(&overrides, &host).await?;
+            let mut allowed = Vec::new();
+            let mut first_blocked = None;
+            for addr in addrs {
+                match policy.check(addr) {
+                    None => allowed.push(SocketAddr::new(addr, 0)),
+                    Some(reason) => {
+                        first_blocked.get_or_insert(BlockedAddress {
+                            host: host.clone(),
+                            addr,
+                            reason,
+                        });
+                    }
+                }
+            }
+            if allowed.is_empty() {
+                let error: Box<dyn std::error::Error + Send + Sync> = match first_blocked {
+                    Some(blocked) => Box::new(blocked),
+                    None => format!("{host} has no address").into(),
+                };
+                return Err(error);
+            }
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// Sends signed requests. Cheap to clone.
+#[derive(Clone)]
+pub struct DeliveryClient {
+    http: reqwest::Client,
+    policy: Arc<AddressPolicy>,
+    overrides: Arc<DnsOverrides>,
+    permits: Arc<Semaphore>,
+    config: Arc<DeliveryConfig>,
+    user_agent: String,
+}
+
+impl DeliveryClient {
+    pub fn new(config: DeliveryConfig) -> Result<Self, String> {
+        let policy = Arc::new(config.policy.clone());
+        let overrides = Arc::new(DnsOverrides {
+            answers: config.dns_overrides.clone(),
+            lookups: Mutex::new(HashMap::new()),
+        });
+        let user_agent = format!("argus-webhooks/{}", env!("CARGO_PKG_VERSION"));
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.total_timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(32)
+            .user_agent(user_agent.clone())
+            .dns_resolver(Arc::new(GuardedResolver {
+                policy: policy.clone(),
+                overrides: overrides.clone(),
+            }));
+        if !config.extra_root_certificates.is_empty() {
+            let mut certs = Vec::new();
+            for pem in &config.extra_root_certificates {
+                certs.extend(
+                    reqwest::Certificate::from_pem_bundle(pem)
+                        .map_err(|e| format!("invalid extra root certificate: {e}"))?,
+                );
+            }
+            builder = builder.tls_certs_merge(certs);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Self {
+            http,
+            policy,
+            overrides,
+            permits: Arc::new(Semaphore::new(config.max_in_flight_total.max(1))),
+            config: Arc::new(config),
+            user_agent,
+        })
+    }
+
+    pub fn config(&self) -> &DeliveryConfig {
+        &self.config
+    }
+
+    /// Checks that every address of the URL's host may be connected to, as
+    /// the create and update requests require. Returns the reason otherwise.
+    pub async fn check_url(&self, url: &EndpointUrl) -> Result<(), String> {
+        let parsed = url.to_url();
+        let addrs = match parsed.host() {
+            Some(url::Host::Ipv4(v4)) => vec![IpAddr::V4(v4)],
+            Some(url::Host::Ipv6(v6)) => vec![IpAddr::V6(v6)],
+            Some(url::Host::Domain(host)) => lookup(&self.overrides, host).await?,
+            None => return Err("the URL has no host".into()),
+        };
+        if addrs.is_empty() {
+            return Err("the host has no address".into());
+        }
+        for addr in addrs {
+            if let Some(reason) = self.policy.check(addr) {
+                return Err(format!(
+                    "the host resolves to {addr}, a {reason}, which deliveries may not reach"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends one signed request and reports what happened. Waits for a slot
+    /// of the service-wide limit first; the timeouts start after that.
+    pub async fn send(&self, request: SignedRequest<'_>) -> AttemptReport {
+        let _permit = self.permits.acquire().await;
+        let started = Instant::now();
+        if let Err(reason) = self.check_literal_host(request.url) {
+            return AttemptReport::failure(ResultClass::Blocked, started, reason);
+        }
+        let timestamp = Utc::now().timestamp();
+        let signature = signature_header(request.secrets, request.msg_id, timestamp, request.body);
+        let exchange = async {
+            let response = self
+                .http
+                .post(request.url.as_str())
+                .header("content-type", "application/json")
+                .header("webhook-id", request.msg_id)
+                .header("webhook-timestamp", timestamp.to_string())
+                .header("webhook-signature", signature)
+                .header("x-argus-event-type", request.event_type)
+                .body(request.body.to_vec())
+                .send()
+                .await?;
+            let status = response.status();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, Utc::now()));
+            let body = read_capped(response, self.config.response_body_limit).await?;
+            Ok::<_, reqwest::Error>((status, retry_after, body))
+        };
+        let outcome = tokio::time::timeout(self.config.total_timeout, exchange).await;
+        let duration = started.elapsed();
+        match outcome {
+            Err(_) => AttemptReport::failure(
+                ResultClass::Timeout,
+                started,
+                format!(
+                    "timed out after {} ms",
+                    self.config.total_timeout.as_millis()
+                ),
+            ),
+            Ok(Err(error)) => {
+                let (class, message) = classify(&error);
+                AttemptReport::failure(class, started, message)
+            }
+            Ok(Ok((status, retry_after, body))) => {
+                let code = status.as_u16();
+                let class = match code {
+                    200..=299 => ResultClass::Success,
+                    300..=399 => ResultClass::Redirect,
+                    400..=499 => ResultClass::ClientError,
+                    _ => ResultClass::ServerError,
+                };
+                let error = match class {
+                    ResultClass::Success => None,
+                    ResultClass::Redirect => Some(format!(
+                        "endpoint answered {status}; redirects are not followed"
+                    )),
+                    _ => Some(format!("endpoint answered {status}")),
+                };
+                let honours_retry_after = code == 429 || code == 503;
+                AttemptReport {
+                    class,
+                    status: Some(code),
+                    duration,
+                    error,
+                    body: (!body.is_empty()).then(|| String::from_utf8_lossy(&body).into_owned()),
+                    retry_after: retry_after.filter(|_| honours_retry_after),
+                }
+            }
+        }
+    }
+
+    /// Sends the verification challenge and checks the answer: a 2xx whose
+    /// body is the challenge itself or a JSON object with that `challenge`.
+    pub async fn verify_endpoint(
+        &self,
+        url: &EndpointUrl,
+        secret: &SigningSecret,
+    ) -> Result<(), String> {
+        self.check_url(url).await?;
+        let challenge = uuid::Uuid::new_v4().simple().to_string();
+        let body = json!({"type": "webhook.verification", "challenge": challenge}).to_string();
+        let msg_id = format!("verify_{}", uuid::Uuid::new_v4().simple());
+        let report = self
+            .send(SignedRequest {
+                url,
+                msg_id: &msg_id,
+                event_type: "webhook.verification",
+                body: body.as_bytes(),
+                secrets: std::slice::from_ref(secret),
+            })
+            .await;
+        if !report.success() {
+            let detail = report.error.unwrap_or_else(|| "no 2xx answer".into());
+            return Err(format!("the verification request failed: {detail}"));
+        }
+        let answer = report.body.unwrap_or_default();
+        if answer.trim() == challenge {
+            return Ok(());
+        }
+        let echoed = serde_json::from_str::<serde_json::Value>(&answer)
+            .ok()
+            .and_then(|v| {
+                v.get("challenge")
+                    .and_then(|c| c.as_str().map(str::to_string))
+            });
+        if echoed.as_deref() == Some(challenge.as_str()) {
+            return Ok(());
+        }
+        Err(format!(
+            "the endpoint answered {} but its body is neither the challenge nor a JSON object whose \"challenge\" equals it",
+            report.status.unwrap_or_default()
+        ))
+    }
+
+    fn check_literal_host(&self, url: &EndpointUrl) -> Result<(), String> {
+        let addr = match url.to_url().host() {
+            Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
+            Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),
+            _ => return Ok(()),
+        };
+        match self.policy.check(addr) {
+            Some(reason) => Err(format!("address {addr} is blocked: {reason}")),
+            None => Ok(()),
+        }
+    }
+
+    pub fn user_agent(&self) -> &str {
+        &self.user_agent
+    }
+}
+
+async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = limit.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= limit {
+            break;
+        }
+    }
+    Ok(body)
+}
+
+fn classify(error: &reqwest::Error) -> (ResultClass, String) {
+    let mut message = String::new();
+    let mut blocked = false;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = source {
+        if current.downcast_ref::<BlockedAddress>().is_some() {
+            blocked = true;
+        }
+        let text = current.to_string();
+        if !message.contains(&text) {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&text);
+        }
+        source = current.source();
+    }
+    let class = if blocked {
+        ResultClass::Blocked
+    } else if error.is_timeout() {
+        ResultClass::Timeout
+    } else if error.is_connect() {
+        ResultClass::ConnectError
+    } else {
+        ResultClass::Error
+    };
+    // reqwest's own text names the URL; the attempt record has the URL already.
+    let message = message.replace(
+        &format!(
+            " for url ({})",
+            error.url().map(|u| u.as_str()).unwrap_or("")
+        ),
+        "",
+    );
+    (class, message)
+}

@@ -1,0 +1,285 @@
+//! The router turns each platform event into one stored event per matching
+//! subscription that is not Disabled, and tells those subscriptions once the
+//! batch is durable. It de-duplicates by platform event id, so a repeated
+//! ingest returns the original result and creates nothing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::Utc;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::context::Context;
+use crate::error::EngineError;
+use crate::model::{
+    AccountId, EventId, EventRecord, EventStatus, EventTypeSet, PlatformEvent, PlatformEventId,
+    Subscription, SubscriptionId, SubscriptionStatus,
+};
+use crate::store::IngestRecord;
+use crate::subscription::SubscriptionMsg;
+use crate::supervisor::SupervisorMsg;
+
+/// The result of ingesting one platform event.
+#[derive(Clone, Debug)]
+pub struct IngestOutcome {
+    pub event_id: PlatformEventId,
+    /// (event id, subscription id) of each copy created.
+    pub deliveries: Vec<(EventId, SubscriptionId)>,
+    /// True when the id was accepted before; nothing new was created.
+    pub duplicate: bool,
+}
+
+pub type IngestReply = oneshot::Sender<Vec<Result<IngestOutcome, EngineError>>>;
+
+pub enum RouterMsg {
+    Ingest(Vec<PlatformEvent>, IngestReply),
+    /// A subscription was created or changed.
+    Upsert(Subscription),
+    Remove(SubscriptionId),
+}
+
+#[derive(Clone, Copy)]
+struct Route {
+    id: SubscriptionId,
+    types: EventTypeSet,
+    status: SubscriptionStatus,
+}
+
+pub struct Router;
+
+pub struct RouterArgs {
+    pub ctx: Arc<Context>,
+    pub supervisor: ActorRef<SupervisorMsg>,
+    pub subscriptions: Vec<Subscription>,
+}
+
+pub struct RouterState {
+    ctx: Arc<Context>,
+    routes: HashMap<AccountId, Vec<Route>>,
+    accounts: HashMap<SubscriptionId, AccountId>,
+    commits: mpsc::UnboundedSender<Commit>,
+}
+
+/// A written batch waiting for its flush, then for its notifications and reply.
+struct Commit {
+    outcomes: Vec<Result<IngestOutcome, EngineError>>,
+    reply: IngestReply,
+    notify: Vec<(SubscriptionId, Vec<EventId>)>,
+}
+
+impl Actor for Router {
+    type Msg = RouterMsg;
+    type State = RouterState;
+    type Arguments = RouterArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let (commits, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(run_commits(args.ctx.clone(), args.supervisor, receiver));
+        let mut state = RouterState {
+            ctx: args.ctx,
+            routes: HashMap::new(),
+            accounts: HashMap::new(),
+            commits,
+        };
+        for sub in &args.subscriptions {
+            state.upsert(sub);
+        }
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            RouterMsg::Ingest(events, reply) => state.ingest(events, reply),
+            RouterMsg::Upsert(sub) => state.upsert(&sub),
+            RouterMsg::Remove(id) => state.remove(id),
+        }
+        Ok(())
+    }
+}
+
+impl RouterState {
+    fn upsert(&mut self, sub: &Subscription) {
+        self.remove(sub.id);
+        self.routes
+            .entry(sub.account_id.clone())
+            .or_default()
+            .push(Route {
+                id: sub.id,
+                types: sub.event_type_set(),
+                status: sub.status,
+            });
+        self.accounts.insert(sub.id, sub.account_id.clone());
+    }
+
+    fn remove(&mut self, id: SubscriptionId) {
+        if let Some(account) = self.accounts.remove(&id)
+            && let Some(routes) = self.routes.get_mut(&account)
+        {
+            routes.retain(|route| route.id != id);
+            if routes.is_empty() {
+                self.routes.remove(&account);
+            }
+        }
+    }
+
+    fn ingest(&mut self, events: Vec<PlatformEvent>, reply: IngestReply) {
+        let now = Utc::now();
+        let mut outcomes: Vec<Result<IngestOutcome, EngineError>> =
+            Vec::with_capacity(events.len());
+        let mut accepted = Vec::new();
+        let mut records = Vec::new();
+        let mut seen_in_batch: HashMap<PlatformEventId, usize> = HashMap::new();
+        let mut accepted_types = Vec::new();
+
+        for event in events {
+            if let Some(&index) = seen_in_batch.get(&event.id) {
+                let outcome = outcomes[index].as_ref().ok().cloned().map(|mut o| {
+                    o.duplicate = true;
+                    o
+                });
+                outcomes.push(
+                    outcome
+                        .ok_or_else(|| EngineError::Internal("duplicate of a failed item".into())),
+                );
+                continue;
+            }
+            match self.ctx.store.ingest_record(event.id) {
+                Ok(Some(previous)) => {
+                    metrics::counter!("argus_webhooks_ingest_duplicates_total").increment(1);
+                    outcomes.push(Ok(IngestOutcome {
+                        event_id: previous.event_id,
+                        deliveries: previous.deliveries,
+                        duplicate: true,
+                    }));
+                    continue;
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    outcomes.push(Err(error.into()));
+                    continue;
+                }
+            }
+            let payload = event.payload_json();
+            let mut deliveries = Vec::new();
+            for route in self.routes.get(&event.account_id).into_iter().flatten() {
+                if route.status == SubscriptionStatus::Disabled
+                    || !route.types.contains(event.event_type)
+                {
+                    continue;
+                }
+                let id = EventId::new();
+                deliveries.push((id, route.id));
+                records.push(EventRecord {
+                    id,
+                    subscription_id: route.id,
+                    account_id: event.account_id.clone(),
+                    event_type: event.event_type,
+                    platform_event_id: event.id,
+                    status: EventStatus::Pending,
+                    payload: payload.clone(),
+                    attempts: Vec::new(),
+                    round_attempts: 0,
+                    next_attempt_at: None,
+                    status_reason: None,
+                    created_at: id.created_at(),
+                    updated_at: now,
+                });
+            }
+            accepted.push(IngestRecord {
+                event_id: event.id,
+                deliveries: deliveries.clone(),
+                accepted_at: now,
+            });
+            accepted_types.push(event.event_type);
+            seen_in_batch.insert(event.id, outcomes.len());
+            outcomes.push(Ok(IngestOutcome {
+                event_id: event.id,
+                deliveries,
+                duplicate: false,
+            }));
+        }
+
+        if !accepted.is_empty()
+            && let Err(error) = self.ctx.store.write_ingest(&accepted, &records)
+        {
+            // Nothing of this batch was written; fail every new item and keep the duplicates.
+            let message = error.to_string();
+            for outcome in outcomes.iter_mut() {
+                if matches!(outcome, Ok(o) if !o.duplicate) {
+                    *outcome = Err(EngineError::Unavailable(message.clone()));
+                }
+            }
+            records.clear();
+        } else {
+            for event_type in accepted_types {
+                metrics::counter!("argus_webhooks_events_ingested_total", "event_type" => event_type.as_str()).increment(1);
+            }
+            for record in &records {
+                metrics::counter!("argus_webhooks_events_created_total", "event_type" => record.event_type.as_str())
+                    .increment(1);
+            }
+        }
+
+        let mut by_subscription: HashMap<SubscriptionId, Vec<EventId>> = HashMap::new();
+        for record in &records {
+            by_subscription
+                .entry(record.subscription_id)
+                .or_default()
+                .push(record.id);
+        }
+        let commit = Commit {
+            outcomes,
+            reply,
+            notify: by_subscription.into_iter().collect(),
+        };
+        if let Err(mpsc::error::SendError(commit)) = self.commits.send(commit) {
+            let _ = commit.reply.send(vec![Err(EngineError::Internal(
+                "the commit task has stopped".into(),
+            ))]);
+        }
+    }
+}
+
+/// Flushes written batches in groups, then tells the subscriptions and
+/// replies, in the order the batches were written.
+async fn run_commits(
+    ctx: Arc<Context>,
+    supervisor: ActorRef<SupervisorMsg>,
+    mut receiver: mpsc::UnboundedReceiver<Commit>,
+) {
+    while let Some(first) = receiver.recv().await {
+        let mut group = vec![first];
+        while let Ok(next) = receiver.try_recv() {
+            group.push(next);
+        }
+        let flushed = ctx.store.flush().await;
+        for mut commit in group {
+            if let Err(error) = &flushed {
+                for outcome in commit.outcomes.iter_mut() {
+                    if matches!(outcome, Ok(o) if !o.duplicate) {
+                        *outcome = Err(EngineError::Unavailable(error.to_string()));
+                    }
+                }
+            }
+            // Written events are delivered even if the flush failed: they are in
+            // sled's memory, and a client that retries the ingest gets a duplicate.
+            for (sub, ids) in commit.notify {
+                let _ = supervisor.cast(SupervisorMsg::Forward(
+                    sub,
+                    SubscriptionMsg::EventsArrived(ids),
+                ));
+            }
+            let _ = commit.reply.send(commit.outcomes);
+        }
+    }
+}
