@@ -1,0 +1,82 @@
+//! Reading and parsing request bodies: size limits, content type, and JSON
+//! errors that name the field.
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use warp::http::HeaderMap;
+
+use super::BodyStream;
+use crate::problem::ApiError;
+
+/// Reads the body, failing with 413 as soon as it exceeds `limit` bytes.
+pub async fn read_limited(mut body: BodyStream, limit: usize) -> Result<Bytes, ApiError> {
+    let mut buffer = BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::MalformedBody(format!("the body could not be read: {e}"), None)
+        })?;
+        if buffer.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+        buffer.extend_from_slice(&chunk);
+    }
+    Ok(buffer.freeze())
+}
+
+/// Requires `Content-Type: application/json` (parameters and `+json` types allowed).
+pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if content_type == "application/json"
+        || (content_type.starts_with("application/") && content_type.ends_with("+json"))
+    {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType)
+    }
+}
+
+/// Parses JSON into `T`; a failure names the JSON path of the offending field.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(ApiError::MalformedBody(
+            "the body is empty; send a JSON document".into(),
+            None,
+        ));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let result: Result<T, _> = serde_path_to_error::deserialize(&mut deserializer);
+    let value = match result {
+        Ok(value) => value,
+        Err(error) => {
+            let path = error.path().to_string();
+            let field = (path != "." && !path.is_empty()).then_some(path);
+            return Err(ApiError::MalformedBody(
+                error.into_inner().to_string(),
+                field,
+            ));
+        }
+    };
+    deserializer.end().map_err(|e| {
+        ApiError::MalformedBody(
+            format!("unexpected data after the JSON document: {e}"),
+            None,
+        )
+    })?;
+    Ok(value)
+}
+
+/// Parses a query string into (name, value) pairs.
+pub fn query_pairs(query: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect()
+}

@@ -1,0 +1,243 @@
+//! Handlers of `/v1/platform/events…`: ingest of platform events.
+
+use argus_webhooks_actors::FieldError;
+use argus_webhooks_actors::model::{
+    AccountId, MAX_RESOURCE_TYPE_LENGTH, PlatformEvent, PlatformEventId,
+};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+use super::body::{parse_json, require_json};
+use super::dto::{IngestView, PlatformEventInput};
+use super::{AppState, Request, json, require_scope};
+use crate::auth::{PUBLISH_SCOPE, Principal};
+use crate::problem::ApiError;
+
+/// Validates one ingest body into a platform event.
+fn validate(input: PlatformEventInput) -> Result<PlatformEvent, ApiError> {
+    let mut errors = Vec::new();
+    let mut require = |field: &str, what: &str| {
+        errors.push(FieldError::new(field, format!("is required: {what}")))
+    };
+    let id = match input.id.as_deref() {
+        None => Some(PlatformEventId(uuid::Uuid::now_v7())),
+        Some(raw) => uuid::Uuid::parse_str(raw).ok().map(PlatformEventId),
+    };
+    if input.event_type.is_none() {
+        require("eventType", "one of the 16 platform event types");
+    }
+    if input.account_id.is_none() {
+        require("accountId", "the account the event belongs to");
+    }
+    if input.resource_type.is_none() {
+        require(
+            "resourceType",
+            "the type of resource that changed, such as 'property'",
+        );
+    }
+    if input.resource_id.is_none() {
+        require("resourceId", "the UUID of the resource that changed");
+    }
+    if input.data.is_none() {
+        require("data", "a JSON object with the resource data");
+    }
+    if id.is_none() {
+        errors.push(FieldError::new("id", "must be a UUID"));
+    }
+    let account = input
+        .account_id
+        .as_deref()
+        .map(AccountId::parse)
+        .transpose()
+        .unwrap_or_else(|m| {
+            errors.push(FieldError::new("accountId", m));
+            None
+        });
+    if let Some(resource_type) = &input.resource_type
+        && (resource_type.is_empty() || resource_type.chars().count() > MAX_RESOURCE_TYPE_LENGTH)
+    {
+        errors.push(FieldError::new(
+            "resourceType",
+            format!("must be 1 to {MAX_RESOURCE_TYPE_LENGTH} characters"),
+        ));
+    }
+    let resource_id = input.resource_id.as_deref().and_then(|raw| {
+        let parsed = uuid::Uuid::parse_str(raw).ok();
+        if parsed.is_none() {
+            errors.push(FieldError::new("resourceId", "must be a UUID"));
+        }
+        parsed
+    });
+    let timestamp = match input.timestamp.as_deref() {
+        None => Some(Utc::now()),
+        Some(raw) => {
+            let parsed = DateTime::parse_from_rfc3339(raw)
+                .ok()
+                .map(|t| t.with_timezone(&Utc));
+            if parsed.is_none() {
+                errors.push(FieldError::new(
+                    "timestamp",
+                    "must be an RFC 3339 date-time with an offset, such as 2026-11-01T09:30:00Z",
+                ));
+            }
+            parsed
+        }
+    };
+    let data = match input.data {
+        Some(serde_json::Value::Object(map)) => Some(map),
+        Some(_) => {
+            errors.push(FieldError::new("data", "must be a JSON object"));
+            None
+        }
+        None => None,
+    };
+    match (
+        id,
+        input.event_type,
+        account,
+        input.resource_type,
+        resource_id,
+        timestamp,
+        data,
+    ) {
+        (
+            Some(id),
+            Some(event_type),
+            Some(account_id),
+            Some(resource_type),
+            Some(resource_id),
+            Some(timestamp),
+            Some(data),
+        ) if errors.is_empty() => Ok(PlatformEvent {
+            id,
+            event_type,
+            account_id,
+            resource_type,
+            resource_id,
+            timestamp,
+            data,
+        }),
+        _ => Err(ApiError::Validation(errors)),
+    }
+}
+
+pub async fn ingest(
+    state: &AppState,
+    who: &Principal,
+    request: &Request,
+) -> Result<Response, ApiError> {
+    require_scope(who, PUBLISH_SCOPE)?;
+    require_json(&request.headers)?;
+    let input: PlatformEventInput = parse_json(&request.body)?;
+    let event = validate(input)?;
+    let outcome = state
+        .engine
+        .ingest(vec![event])
+        .await
+        .pop()
+        .unwrap_or_else(|| {
+            Err(argus_webhooks_actors::EngineError::Internal(
+                "the router returned no result".into(),
+            ))
+        })?;
+    let status = if outcome.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok(json(status, &IngestView::from(&outcome)))
+}
+
+#[derive(Serialize)]
+struct BatchItem {
+    index: usize,
+    status: u16,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    result: Option<IngestView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem: Option<serde_json::Value>,
+}
+
+#[derive(Serialize)]
+struct BatchView {
+    results: Vec<BatchItem>,
+    accepted: usize,
+    duplicates: usize,
+    rejected: usize,
+}
+
+fn problem_item(index: usize, error: ApiError) -> BatchItem {
+    BatchItem {
+        index,
+        status: error.status().as_u16(),
+        result: None,
+        problem: Some(error.to_problem()),
+    }
+}
+
+pub async fn ingest_batch(
+    state: &AppState,
+    who: &Principal,
+    request: &Request,
+) -> Result<Response, ApiError> {
+    require_scope(who, PUBLISH_SCOPE)?;
+    require_json(&request.headers)?;
+    let items: Vec<serde_json::Value> = parse_json(&request.body)?;
+    let max = state.settings.server.max_batch_events;
+    if items.is_empty() || items.len() > max {
+        return Err(ApiError::field(
+            "(body)",
+            format!("a batch holds 1 to {max} events; got {}", items.len()),
+        ));
+    }
+    let mut results: Vec<Option<BatchItem>> = Vec::with_capacity(items.len());
+    let mut events = Vec::new();
+    let mut positions = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        let parsed = serde_path_to_error::deserialize::<_, PlatformEventInput>(item)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                ApiError::MalformedBody(e.into_inner().to_string(), (path != ".").then_some(path))
+            })
+            .and_then(validate);
+        match parsed {
+            Ok(event) => {
+                positions.push(index);
+                events.push(event);
+                results.push(None);
+            }
+            Err(error) => results.push(Some(problem_item(index, error))),
+        }
+    }
+    let outcomes = if events.is_empty() {
+        Vec::new()
+    } else {
+        state.engine.ingest(events).await
+    };
+    for (index, outcome) in positions.into_iter().zip(outcomes) {
+        results[index] = Some(match outcome {
+            Ok(outcome) => BatchItem {
+                index,
+                status: if outcome.duplicate { 200 } else { 202 },
+                result: Some(IngestView::from(&outcome)),
+                problem: None,
+            },
+            Err(error) => problem_item(index, error.into()),
+        });
+    }
+    let results: Vec<BatchItem> = results.into_iter().flatten().collect();
+    let accepted = results.iter().filter(|r| r.status == 202).count();
+    let duplicates = results.iter().filter(|r| r.status == 200).count();
+    let rejected = results.len() - accepted - duplicates;
+    Ok(json(
+        StatusCode::OK,
+        &BatchView {
+            results,
+            accepted,
+            duplicates,
+            rejected,
+        },
+    ))
+}

@@ -1,0 +1,237 @@
+//! Bearer token authentication: HS256 with a shared secret, or RS256/ES256
+//! with a PEM public key or a JWKS file. `exp` is required, `nbf` honoured,
+//! `iss` and `aud` checked when configured. Without any configured key the
+//! service uses a development HS256 key generated into the data dir.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use argus_webhooks_actors::model::AccountId;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::config::AuthSettings;
+use crate::problem::ApiError;
+
+/// The scope that allows publishing platform events.
+pub const PUBLISH_SCOPE: &str = "webhooks:publish";
+const DEV_KEY_FILE: &str = "dev-jwt-secret";
+
+/// The authenticated caller.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub account: AccountId,
+    pub scopes: Vec<String>,
+}
+
+impl Principal {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub account_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    pub exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+}
+
+enum Keys {
+    Single(DecodingKey, Vec<Algorithm>),
+    Jwks(JwkSet),
+}
+
+/// Verifies bearer tokens.
+pub struct Authenticator {
+    keys: Keys,
+    validation: Validation,
+}
+
+impl Authenticator {
+    pub fn from_settings(
+        settings: &AuthSettings,
+        data_dir: &Path,
+    ) -> anyhow::Result<Authenticator> {
+        let keys = if !settings.jwks_file.is_empty() {
+            let text = std::fs::read_to_string(&settings.jwks_file)
+                .with_context(|| format!("cannot read auth.jwks_file {}", settings.jwks_file))?;
+            Keys::Jwks(
+                serde_json::from_str(&text).context("auth.jwks_file is not a JWKS document")?,
+            )
+        } else if !settings.public_key_file.is_empty() {
+            let pem = std::fs::read(&settings.public_key_file).with_context(|| {
+                format!(
+                    "cannot read auth.public_key_file {}",
+                    settings.public_key_file
+                )
+            })?;
+            if let Ok(key) = DecodingKey::from_rsa_pem(&pem) {
+                Keys::Single(key, vec![Algorithm::RS256])
+            } else if let Ok(key) = DecodingKey::from_ec_pem(&pem) {
+                Keys::Single(key, vec![Algorithm::ES256])
+            } else {
+                bail!("auth.public_key_file holds neither an RSA nor an EC public key in PEM form");
+            }
+        } else {
+            let secret = hs256_secret(settings, data_dir)?;
+            Keys::Single(DecodingKey::from_secret(&secret)?, vec![Algorithm::HS256])
+        };
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.algorithms = match &keys {
+            Keys::Single(_, algorithms) => algorithms.clone(),
+            Keys::Jwks(_) => vec![Algorithm::RS256, Algorithm::ES256],
+        };
+        validation.set_required_spec_claims(&["exp"]);
+        validation.leeway = settings.leeway_seconds;
+        validation.validate_nbf = true;
+        if settings.issuer.is_empty() {
+            validation.iss = None;
+        } else {
+            validation.set_issuer(&[&settings.issuer]);
+        }
+        if settings.audience.is_empty() {
+            validation.validate_aud = false;
+        } else {
+            validation.set_audience(&[&settings.audience]);
+        }
+        Ok(Authenticator { keys, validation })
+    }
+
+    /// Checks an `Authorization` header value and returns the caller.
+    pub fn authenticate(&self, header: Option<&str>) -> Result<Principal, ApiError> {
+        let header = header.ok_or(ApiError::MissingToken)?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                ApiError::InvalidToken("the Authorization header must be 'Bearer <JWT>'".into())
+            })?;
+        let data = match &self.keys {
+            Keys::Single(key, _) => jsonwebtoken::decode::<Claims>(token, key, &self.validation),
+            Keys::Jwks(set) => {
+                let header = jsonwebtoken::decode_header(token)
+                    .map_err(|e| ApiError::InvalidToken(describe(e.kind())))?;
+                let kid = header.kid.ok_or_else(|| {
+                    ApiError::InvalidToken(
+                        "the token has no 'kid' to select a key from the JWKS".into(),
+                    )
+                })?;
+                let jwk = set.find(&kid).ok_or_else(|| {
+                    ApiError::InvalidToken(format!("no key with kid '{kid}' is configured"))
+                })?;
+                let key = DecodingKey::from_jwk(jwk)
+                    .map_err(|e| ApiError::InvalidToken(describe(e.kind())))?;
+                jsonwebtoken::decode::<Claims>(token, &key, &self.validation)
+            }
+        }
+        .map_err(|e| ApiError::InvalidToken(describe(e.kind())))?;
+        let account = AccountId::parse(&data.claims.account_id)
+            .map_err(|m| ApiError::InvalidToken(format!("the account_id claim {m}")))?;
+        let scopes = data
+            .claims
+            .scope
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        Ok(Principal { account, scopes })
+    }
+}
+
+fn describe(kind: &ErrorKind) -> String {
+    match kind {
+        ErrorKind::ExpiredSignature => "the token has expired".into(),
+        ErrorKind::ImmatureSignature => "the token is not valid yet (nbf is in the future)".into(),
+        ErrorKind::InvalidSignature => "the signature does not match the configured key".into(),
+        ErrorKind::InvalidAlgorithm
+        | ErrorKind::InvalidAlgorithmName
+        | ErrorKind::UnsupportedAlgorithm => {
+            "the token's algorithm is not accepted by this service".into()
+        }
+        ErrorKind::InvalidIssuer => "the iss claim does not match the configured issuer".into(),
+        ErrorKind::InvalidAudience => "the aud claim does not match the configured audience".into(),
+        ErrorKind::MissingRequiredClaim(claim) => {
+            format!("the required claim '{claim}' is missing")
+        }
+        ErrorKind::InvalidClaimFormat(claim) => format!("the claim '{claim}' has the wrong format"),
+        ErrorKind::Json(_) => {
+            "the token's claims are invalid (account_id must be a string, exp a number)".into()
+        }
+        _ => "the token is malformed".into(),
+    }
+}
+
+/// Returns the HS256 secret: the configured one, or the development key in
+/// the data dir, created on first use.
+pub fn hs256_secret(settings: &AuthSettings, data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    if !settings.hs256_secret.is_empty() {
+        return Ok(settings.hs256_secret.as_bytes().to_vec());
+    }
+    let path = dev_key_path(data_dir);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return BASE64
+            .decode(text.trim())
+            .with_context(|| format!("the development key {} is not base64", path.display()));
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let key: [u8; 32] = rand::random();
+    write_private(&path, BASE64.encode(key).as_bytes())?;
+    tracing::info!(path = %path.display(), "generated a development JWT key");
+    Ok(key.to_vec())
+}
+
+fn dev_key_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(DEV_KEY_FILE)
+}
+
+fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(contents)?;
+    Ok(())
+}
+
+/// Signs a token for `account` with the HS256 secret.
+pub fn issue_token(
+    secret: &[u8],
+    account: &str,
+    scope: Option<&str>,
+    ttl_seconds: i64,
+) -> anyhow::Result<String> {
+    AccountId::parse(account).map_err(|m| anyhow::anyhow!("--account {m}"))?;
+    let now = chrono::Utc::now().timestamp();
+    let claims = Claims {
+        account_id: account.to_string(),
+        scope: scope.map(str::to_string),
+        exp: now + ttl_seconds,
+        iat: Some(now),
+        sub: None,
+    };
+    Ok(jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret)?,
+    )?)
+}

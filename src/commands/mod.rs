@@ -1,0 +1,5 @@
+//! Subcommands besides `serve`.
+
+pub mod listen;
+pub mod publish;
+pub mod token;

@@ -1,0 +1,220 @@
+//! Configuration: defaults embedded from `default-config.toml`, overridden by
+//! an optional file and then by `ARGUS_WEBHOOKS_<SECTION>__<KEY>` variables.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use argus_webhooks_actors::ssrf::AddressPolicy;
+use argus_webhooks_actors::{DeliveryConfig, EngineConfig, EngineSettings, StoreConfig};
+use ipnet::IpNet;
+use serde::Deserialize;
+
+pub const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub store: StoreSettings,
+    pub auth: AuthSettings,
+    pub delivery: DeliverySettings,
+    pub engine: EngineSection,
+    pub limits: LimitSettings,
+    pub retention: RetentionSettings,
+    pub health: HealthSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    pub max_batch_body_bytes: usize,
+    pub max_batch_events: usize,
+    pub shutdown_grace_seconds: f64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct StoreSettings {
+    pub data_dir: PathBuf,
+    pub cache_mib: u64,
+    pub fsync: bool,
+    pub fault_file: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct AuthSettings {
+    pub hs256_secret: String,
+    pub public_key_file: String,
+    pub jwks_file: String,
+    pub issuer: String,
+    pub audience: String,
+    pub leeway_seconds: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct DeliverySettings {
+    pub allow_http: bool,
+    pub ssrf_exempt: Vec<IpNet>,
+    pub connect_timeout_seconds: f64,
+    pub total_timeout_seconds: f64,
+    pub response_body_limit_bytes: usize,
+    pub max_in_flight_per_subscription: usize,
+    pub max_in_flight_total: usize,
+    pub disable_after_failed_events: u32,
+    pub extra_root_certificates: Vec<PathBuf>,
+    pub time_scale: f64,
+    pub recovery_spread_ms: u64,
+    #[serde(default)]
+    pub dns_overrides: HashMap<String, Vec<Vec<IpAddr>>>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct EngineSection {
+    pub queue_window: usize,
+    pub idle_actor_timeout_seconds: f64,
+    pub restart_budget: u32,
+    pub restart_window_seconds: f64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct LimitSettings {
+    pub max_subscriptions_per_account: usize,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct RetentionSettings {
+    pub days: f64,
+    pub interval_seconds: f64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct HealthSettings {
+    pub degraded_queue_depth: u64,
+    pub degraded_error_rate_percent: f64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct LogSettings {
+    pub format: String,
+    pub filter: String,
+}
+
+impl Settings {
+    /// Loads the embedded defaults, then `file`, then the environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Settings> {
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            DEFAULT_CONFIG,
+            config::FileFormat::Toml,
+        ));
+        if let Some(path) = file {
+            builder = builder.add_source(
+                config::File::from(path)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("ARGUS_WEBHOOKS")
+                .prefix_separator("_")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("delivery.ssrf_exempt")
+                .with_list_parse_key("delivery.extra_root_certificates")
+                .try_parsing(true),
+        );
+        let settings: Settings = builder
+            .build()
+            .context("cannot read the configuration")?
+            .try_deserialize()
+            .context("invalid configuration")?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        if !(self.delivery.time_scale > 0.0 && self.delivery.time_scale <= 1.0) {
+            bail!(
+                "delivery.time_scale must be greater than 0 and at most 1; got {}",
+                self.delivery.time_scale
+            );
+        }
+        if self.delivery.total_timeout_seconds <= 0.0
+            || self.delivery.connect_timeout_seconds <= 0.0
+        {
+            bail!("delivery timeouts must be positive numbers of seconds");
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            bail!(
+                "log.format must be \"text\" or \"json\"; got {:?}",
+                self.log.format
+            );
+        }
+        if self.server.max_batch_events == 0 {
+            bail!("server.max_batch_events must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// Builds the engine's configuration, reading certificate files.
+    pub fn engine_config(&self) -> anyhow::Result<EngineConfig> {
+        let mut roots = Vec::new();
+        for path in &self.delivery.extra_root_certificates {
+            roots.push(
+                std::fs::read(path)
+                    .with_context(|| format!("cannot read certificate file {}", path.display()))?,
+            );
+        }
+        let fault_file =
+            (!self.store.fault_file.is_empty()).then(|| PathBuf::from(&self.store.fault_file));
+        Ok(EngineConfig {
+            store: StoreConfig {
+                dir: self.store.data_dir.clone(),
+                cache_capacity: self.store.cache_mib * 1024 * 1024,
+                fsync: self.store.fsync,
+                fault_file,
+            },
+            delivery: DeliveryConfig {
+                connect_timeout: secs(self.delivery.connect_timeout_seconds),
+                total_timeout: secs(self.delivery.total_timeout_seconds),
+                response_body_limit: self.delivery.response_body_limit_bytes,
+                max_in_flight_total: self.delivery.max_in_flight_total,
+                policy: AddressPolicy::new(self.delivery.ssrf_exempt.clone()),
+                extra_root_certificates: roots,
+                dns_overrides: self.delivery.dns_overrides.clone(),
+            },
+            settings: EngineSettings {
+                time_scale: self.delivery.time_scale,
+                max_in_flight_per_subscription: self.delivery.max_in_flight_per_subscription.max(1),
+                queue_window: self.engine.queue_window.max(1),
+                disable_after_failed_events: self.delivery.disable_after_failed_events,
+                recovery_spread: Duration::from_millis(self.delivery.recovery_spread_ms),
+                idle_actor_timeout: secs(self.engine.idle_actor_timeout_seconds),
+                restart_budget: self.engine.restart_budget,
+                restart_window: secs(self.engine.restart_window_seconds),
+                max_subscriptions_per_account: self.limits.max_subscriptions_per_account,
+                retention: secs(self.retention.days * 86_400.0),
+                retention_interval: secs(self.retention.interval_seconds),
+            },
+        })
+    }
+}
+
+fn secs(value: f64) -> Duration {
+    Duration::from_secs_f64(value.max(0.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load() {
+        let settings = Settings::load(None).unwrap();
+        assert_eq!(settings.server.listen.port(), 8080);
+        assert_eq!(settings.delivery.max_in_flight_per_subscription, 1);
+        settings.engine_config().unwrap();
+    }
+}

@@ -1,0 +1,77 @@
+//! Running the service: start the engine, serve the API on a bound listener
+//! until the shutdown future completes, then drain and flush.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use argus_webhooks_actors::Engine;
+use tokio::net::TcpListener;
+
+use crate::api::{AppState, routes};
+use crate::auth::Authenticator;
+use crate::config::Settings;
+use crate::telemetry;
+
+/// Serves the API on `listener` until `shutdown` completes.
+pub async fn run(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let metrics = telemetry::init_metrics()?;
+    let engine_config = settings.engine_config()?;
+    let engine = Engine::start(engine_config)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let auth = Authenticator::from_settings(&settings.auth, &settings.store.data_dir)
+        .context("invalid auth settings")?;
+    let grace = Duration::from_secs_f64(settings.server.shutdown_grace_seconds.max(0.0));
+    let state = Arc::new(AppState {
+        engine: engine.clone(),
+        auth,
+        settings,
+        metrics,
+    });
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "listening");
+    // The first line on stdout names the address, so scripts and tests can
+    // start the service on port 0 and find it.
+    println!("listening on http://{address}");
+
+    warp::serve(routes(state))
+        .incoming(listener)
+        .graceful(shutdown)
+        .run()
+        .await;
+    tracing::info!("stopped accepting requests; draining deliveries");
+    engine.shutdown(grace).await;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("Ctrl-C received; shutting down"),
+        _ = terminate => tracing::info!("SIGTERM received; shutting down"),
+    }
+}
