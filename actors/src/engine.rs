@@ -135,9 +135,8 @@ impl Engine {
         let mut subs: Vec<_> = self
             .ctx
             .store
-            .load_subscriptions()?
+            .account_subscriptions(account)?
             .into_iter()
-            .filter(|s| &s.account_id == account)
             .filter(|s| status.is_none_or(|st| s.status == st))
             .filter(|s| event_type.is_none_or(|t| s.event_types.contains(&t)))
             .collect();
@@ -169,7 +168,7 @@ impl Engine {
         let mut candidate = current.clone();
         candidate.url = spec.url.clone();
         candidate.event_types = spec.event_types.clone();
-        let others = self.ctx.store.load_subscriptions()?;
+        let others = self.ctx.store.account_subscriptions(account)?;
         check_conflict(&candidate, others.iter())?;
         if current.url != spec.url {
             self.verify(&spec.url, &current.secret).await?;
@@ -401,7 +400,7 @@ impl Engine {
             page: 1,
             page_size: 1,
         };
-        Ok(self.ctx.store.list_events(&probe)?.items.first().is_some())
+        Ok(!self.ctx.store.list_events(&probe)?.items.is_empty())
     }
 
     async fn ask_supervisor<T>(

@@ -6,6 +6,7 @@
 //! |--------|--------------------------------|--------------------------------|
 //! | `M`    | name                           | metadata (format version)      |
 //! | `S`    | subscription id                | subscription JSON              |
+//! | `C`    | account id, 0x00, subscription id | empty: the account's subscriptions |
 //! | `E`    | event id                       | event JSON                     |
 //! | `B`    | subscription id, event id      | [status, type]                 |
 //! | `A`    | account id, 0x00, event id     | [status, type], subscription id|
@@ -37,6 +38,7 @@ pub const FORMAT_VERSION: u32 = 1;
 
 const META: u8 = b'M';
 const SUBSCRIPTION: u8 = b'S';
+const BY_ACCOUNT_SUBSCRIPTION: u8 = b'C';
 const EVENT: u8 = b'E';
 const BY_SUBSCRIPTION: u8 = b'B';
 const BY_ACCOUNT: u8 = b'A';
@@ -225,20 +227,45 @@ impl Store {
         value.map(|v| decode(&v)).transpose()
     }
 
-    pub fn put_subscription(&self, subscription: &Subscription) -> StoreResult<()> {
-        self.check_fault()?;
-        let value = encode(subscription);
-        let result = self
+    /// Returns the subscriptions of one account, oldest id first.
+    pub fn account_subscriptions(&self, account: &AccountId) -> StoreResult<Vec<Subscription>> {
+        let mut out = Vec::new();
+        for entry in self
             .inner
             .db
-            .insert(key1(SUBSCRIPTION, subscription.id.as_bytes()), value);
-        self.track(result.map(|_| ()).map_err(StoreError::from))
+            .scan_prefix(account_prefix(BY_ACCOUNT_SUBSCRIPTION, account))
+        {
+            let (key, _) = self.track(entry.map_err(StoreError::from))?;
+            let id = SubscriptionId::from_slice(&key[key.len() - 16..])
+                .ok_or_else(|| StoreError::Corrupt("subscription index key".into()))?;
+            if let Some(sub) = self.get_subscription(id)? {
+                out.push(sub);
+            }
+        }
+        Ok(out)
     }
 
-    pub fn delete_subscription(&self, id: SubscriptionId) -> StoreResult<()> {
+    pub fn put_subscription(&self, subscription: &Subscription) -> StoreResult<()> {
         self.check_fault()?;
-        let result = self.inner.db.remove(key1(SUBSCRIPTION, id.as_bytes()));
-        self.track(result.map(|_| ()).map_err(StoreError::from))
+        let mut batch = sled::Batch::default();
+        batch.insert(
+            key1(SUBSCRIPTION, subscription.id.as_bytes()),
+            encode(subscription),
+        );
+        let mut index_key = account_prefix(BY_ACCOUNT_SUBSCRIPTION, &subscription.account_id);
+        index_key.extend_from_slice(subscription.id.as_bytes());
+        batch.insert(index_key, &[][..]);
+        self.track(self.inner.db.apply_batch(batch).map_err(StoreError::from))
+    }
+
+    pub fn delete_subscription(&self, subscription: &Subscription) -> StoreResult<()> {
+        self.check_fault()?;
+        let mut batch = sled::Batch::default();
+        batch.remove(key1(SUBSCRIPTION, subscription.id.as_bytes()));
+        let mut index_key = account_prefix(BY_ACCOUNT_SUBSCRIPTION, &subscription.account_id);
+        index_key.extend_from_slice(subscription.id.as_bytes());
+        batch.remove(index_key);
+        self.track(self.inner.db.apply_batch(batch).map_err(StoreError::from))
     }
 
     // --- ingest ----------------------------------------------------------
@@ -446,12 +473,7 @@ impl Store {
         let upper = query.to.map(|t| EventId::min_at(t.timestamp_millis() + 1));
         let prefix = match query.subscription_id {
             Some(sub) => key1(BY_SUBSCRIPTION, sub.as_bytes()),
-            None => {
-                let mut prefix = vec![BY_ACCOUNT];
-                prefix.extend_from_slice(query.account.as_str().as_bytes());
-                prefix.push(0);
-                prefix
-            }
+            None => account_prefix(BY_ACCOUNT, &query.account),
         };
         let start = with_id(&prefix, lower.unwrap_or(EventId(uuid::Uuid::nil())));
         let end = match upper {
@@ -581,10 +603,16 @@ fn put_event_entries(batch: &mut sled::Batch, event: &EventRecord) {
 }
 
 fn account_key(account: &AccountId, id: EventId) -> Vec<u8> {
-    let mut key = vec![BY_ACCOUNT];
+    let mut key = account_prefix(BY_ACCOUNT, account);
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// `prefix`, the account id and a 0x00 separator (account ids never contain 0x00).
+fn account_prefix(prefix: u8, account: &AccountId) -> Vec<u8> {
+    let mut key = vec![prefix];
     key.extend_from_slice(account.as_str().as_bytes());
     key.push(0);
-    key.extend_from_slice(id.as_bytes());
     key
 }
 

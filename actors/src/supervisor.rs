@@ -249,7 +249,7 @@ impl SupervisorState {
             return;
         }
         self.ctx.status_changed(None, Some(sub.status));
-        let _ = self.router.cast(RouterMsg::Upsert(sub.clone()));
+        let _ = self.router.cast(RouterMsg::Upsert(Box::new(sub.clone())));
         if let Err(error) = self.start_child(myself, sub.id).await {
             tracing::error!(subscription_id = %sub.id, %error, "cannot start the subscription actor; it starts when work arrives");
         }
@@ -277,7 +277,7 @@ impl SupervisorState {
             self.by_actor.remove(&child.actor.get_id());
             child.actor.stop(Some("deleted".into()));
         }
-        if let Err(error) = self.ctx.store.delete_subscription(id) {
+        if let Err(error) = self.ctx.store.delete_subscription(&sub) {
             let _ = reply.send(Err(error.into()));
             return;
         }
@@ -372,18 +372,14 @@ impl SupervisorState {
 /// Enforces the per-account limit and the rule that two subscriptions of an
 /// account may not share a URL and an event type.
 pub(crate) fn check_create(ctx: &Context, sub: &Subscription) -> Result<(), EngineError> {
-    let existing = ctx.store.load_subscriptions()?;
-    let same_account: Vec<_> = existing
-        .iter()
-        .filter(|s| s.account_id == sub.account_id)
-        .collect();
+    let same_account = ctx.store.account_subscriptions(&sub.account_id)?;
     if same_account.len() >= ctx.settings.max_subscriptions_per_account {
         return Err(EngineError::LimitReached(format!(
             "the account has {} subscriptions, the maximum",
             ctx.settings.max_subscriptions_per_account
         )));
     }
-    check_conflict(sub, same_account.into_iter())
+    check_conflict(sub, same_account.iter())
 }
 
 pub(crate) fn check_conflict<'a>(
