@@ -192,6 +192,15 @@ impl Store {
         self.inner.unfinished.load(Ordering::Relaxed).max(0) as u64
     }
 
+    /// Writes a small record to find out whether the store accepts writes
+    /// again; used by health checks while the store is marked unhealthy.
+    pub fn probe(&self) -> StoreResult<()> {
+        self.check_fault()?;
+        let stamp = Utc::now().timestamp_millis().to_be_bytes();
+        let result = self.inner.db.insert(key1(META, b"probe"), &stamp[..]);
+        self.track(result.map(|_| ()).map_err(StoreError::from))
+    }
+
     /// Waits until every write made before the call is on disk. Concurrent
     /// callers share one flush.
     pub async fn flush(&self) -> StoreResult<()> {

@@ -110,7 +110,7 @@ impl Actor for Supervisor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             SupervisorMsg::Forward(id, msg) => state.forward(&myself, id, msg).await,
-            SupervisorMsg::Create(sub, reply) => state.create(&myself, sub, reply).await,
+            SupervisorMsg::Create(sub, reply) => state.create(sub, reply),
             SupervisorMsg::Delete(id, reply) => state.delete(id, reply),
             SupervisorMsg::IdleStop { id, received } => {
                 if let Some(child) = state.children.get(&id)
@@ -231,12 +231,7 @@ impl SupervisorState {
         }
     }
 
-    async fn create(
-        &mut self,
-        myself: &ActorRef<SupervisorMsg>,
-        sub: Subscription,
-        reply: Reply<Subscription>,
-    ) {
+    fn create(&mut self, sub: Subscription, reply: Reply<Subscription>) {
         match check_create(&self.ctx, &sub) {
             Ok(()) => {}
             Err(error) => {
@@ -249,10 +244,8 @@ impl SupervisorState {
             return;
         }
         self.ctx.status_changed(None, Some(sub.status));
+        // The actor starts when work arrives; an idle subscription costs no actor.
         let _ = self.router.cast(RouterMsg::Upsert(Box::new(sub.clone())));
-        if let Err(error) = self.start_child(myself, sub.id).await {
-            tracing::error!(subscription_id = %sub.id, %error, "cannot start the subscription actor; it starts when work arrives");
-        }
         tracing::info!(subscription_id = %sub.id, account_id = %sub.account_id, "subscription created");
         let store = self.ctx.store.clone();
         tokio::spawn(async move {
