@@ -170,7 +170,7 @@ impl Engine {
         candidate.event_types = spec.event_types.clone();
         let others = self.ctx.store.account_subscriptions(account)?;
         check_conflict(&candidate, others.iter())?;
-        if current.url != spec.url {
+        if current.url.normalized() != spec.url.normalized() {
             self.verify(&spec.url, &current.secret).await?;
         }
         self.ask_actor(id, |reply| SubscriptionMsg::Update(spec, reply))

@@ -383,7 +383,7 @@ pub(crate) fn check_conflict<'a>(
     for other in others {
         if other.id != sub.id
             && other.account_id == sub.account_id
-            && other.url == sub.url
+            && other.url.normalized() == sub.url.normalized()
             && other.event_type_set().intersects(types)
         {
             return Err(EngineError::Conflict(format!(
