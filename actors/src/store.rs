@@ -28,6 +28,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::counts::EventCounts;
 use crate::model::{
     AccountId, EventId, EventRecord, EventStatus, EventType, PlatformEventId, Subscription,
     SubscriptionId,
@@ -138,6 +139,7 @@ struct Inner {
     flush_requests: mpsc::UnboundedSender<oneshot::Sender<StoreResult<()>>>,
     healthy: AtomicBool,
     unfinished: AtomicI64,
+    counts: EventCounts,
     fault_file: Option<PathBuf>,
     _lock: File,
 }
@@ -164,11 +166,13 @@ impl Store {
                 flush_requests,
                 healthy: AtomicBool::new(true),
                 unfinished: AtomicI64::new(0),
+                counts: EventCounts::default(),
                 fault_file: config.fault_file.clone(),
                 _lock: lock,
             }),
         };
         let unfinished = store.count_prefix(QUEUE) + store.count_prefix(RETRY);
+        store.load_counts()?;
         store
             .inner
             .unfinished
@@ -312,6 +316,15 @@ impl Store {
         self.inner
             .unfinished
             .fetch_add(events.len() as i64, Ordering::Relaxed);
+        for event in events {
+            self.inner.counts.add(
+                &event.account_id,
+                event.subscription_id,
+                event.status,
+                event.event_type,
+                1,
+            );
+        }
         Ok(())
     }
 
@@ -363,6 +376,13 @@ impl Store {
             _ => 0,
         };
         self.inner.unfinished.fetch_add(delta, Ordering::Relaxed);
+        self.inner.counts.change(
+            &event.account_id,
+            event.subscription_id,
+            event.event_type,
+            previous,
+            event.status,
+        );
         Ok(())
     }
 
@@ -490,9 +510,25 @@ impl Store {
             None => prefix_end(&prefix),
         };
         let skip = (query.page.saturating_sub(1) as u64).saturating_mul(query.page_size as u64);
+        // Without a date range the counts give the total, and the scan stops
+        // once the page is full; with one, the scan counts the matches.
+        let known_total = (query.from.is_none() && query.to.is_none()).then(|| {
+            self.inner.counts.total(
+                &query.account,
+                query.subscription_id,
+                query.status,
+                query.event_type,
+            )
+        });
         let mut total = 0u64;
         let mut page_ids = Vec::new();
+        let beyond_last_page = known_total.is_some_and(|known| skip >= known);
         for entry in self.inner.db.range(start..end).rev() {
+            if beyond_last_page
+                || (known_total.is_some() && page_ids.len() >= query.page_size as usize)
+            {
+                break;
+            }
             let (key, value) = self.track(entry.map_err(StoreError::from))?;
             if value.len() < 2 {
                 return Err(StoreError::Corrupt("event index entry".into()));
@@ -509,7 +545,11 @@ impl Store {
                 page_ids.push(EventId::from_slice(&key[key.len() - 16..]).unwrap_or_default());
             }
             total += 1;
+            if known_total.is_some_and(|known| total >= known) {
+                break;
+            }
         }
+        let total = known_total.unwrap_or(total);
         let mut items = Vec::with_capacity(page_ids.len());
         for id in page_ids {
             if let Some(event) = self.get_event(id)? {
@@ -534,6 +574,7 @@ impl Store {
         let end = key1(EVENT, EventId::min_at(before.timestamp_millis()).as_bytes());
         let mut batch = sled::Batch::default();
         let mut removed = 0;
+        let mut pruned = Vec::new();
         for entry in self.inner.db.range(vec![EVENT]..end) {
             let (key, value) = self.track(entry.map_err(StoreError::from))?;
             let event: EventRecord = decode(&value)?;
@@ -547,6 +588,12 @@ impl Store {
                 event.id.as_bytes(),
             ));
             batch.remove(account_key(&event.account_id, event.id));
+            pruned.push((
+                event.account_id,
+                event.subscription_id,
+                event.status,
+                event.event_type,
+            ));
             removed += 1;
             if removed >= limit {
                 break;
@@ -565,7 +612,35 @@ impl Store {
             }
         }
         self.track(self.inner.db.apply_batch(batch).map_err(StoreError::from))?;
+        for (account, subscription, status, event_type) in pruned {
+            self.inner
+                .counts
+                .add(&account, subscription, status, event_type, -1);
+        }
         Ok(removed)
+    }
+
+    /// Rebuilds the event counts from the account index.
+    fn load_counts(&self) -> StoreResult<()> {
+        for entry in self.inner.db.scan_prefix([BY_ACCOUNT]) {
+            let (key, value) = self.track(entry.map_err(StoreError::from))?;
+            let corrupt = || StoreError::Corrupt("event account index entry".into());
+            if key.len() < 1 + 1 + 16 || value.len() < 2 + 16 {
+                return Err(corrupt());
+            }
+            let account_bytes = &key[1..key.len() - 17];
+            let account = std::str::from_utf8(account_bytes)
+                .ok()
+                .and_then(|a| AccountId::parse(a).ok())
+                .ok_or_else(corrupt)?;
+            let status = EventStatus::from_code(value[0]).ok_or_else(corrupt)?;
+            let event_type = EventType::from_code(value[1]).ok_or_else(corrupt)?;
+            let subscription = SubscriptionId::from_slice(&value[2..18]).ok_or_else(corrupt)?;
+            self.inner
+                .counts
+                .add(&account, subscription, status, event_type, 1);
+        }
+        Ok(())
     }
 
     fn count_prefix(&self, prefix: u8) -> u64 {
