@@ -313,7 +313,7 @@ impl Engine {
         let engine_running = matches!(self.supervisor.get_status(), ractor::ActorStatus::Running)
             && matches!(self.router.get_status(), ractor::ActorStatus::Running);
         HealthReport {
-            store_healthy: self.ctx.store.is_healthy(),
+            store_healthy: self.ctx.store.probe(),
             engine_running,
             queue_depth: self.ctx.store.unfinished_count(),
             recent_error_rate: self.ctx.recent_error_rate(),
