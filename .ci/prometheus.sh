@@ -2,7 +2,7 @@
 # Checks the shipped dashboard, scrape config and alerting rules against a real
 # Prometheus: installs Debian's prometheus package, runs promtool on
 # dashboards/prometheus.yml and dashboards/alerts.yml, starts the service with
-# a delivery workload (one endpoint that accepts, one that answers 500), lets a
+# a delivery workload (one endpoint that accepts, one that returns 500), lets a
 # Prometheus on 127.0.0.1 scrape it every second, and sends every PromQL
 # expression of the dashboard and the rules to Prometheus' query API through
 # .ci/check_promql.py. Every process it starts is stopped by its pid on exit.

@@ -30,7 +30,7 @@ fn with_message<'a>(lines: &'a [Value], message: &str) -> Vec<&'a Value> {
 }
 
 #[tokio::test]
-async fn json_format_logs_requests_outcomes_and_errors() {
+async fn json_logs_cover_requests_and_errors() {
     let mut config = AppConfig::default();
     let fault_dir = tempfile::tempdir().unwrap();
     let fault = fault_dir.path().join("store-fault");
@@ -92,7 +92,7 @@ async fn json_format_logs_requests_outcomes_and_errors() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     std::fs::remove_file(&fault).unwrap();
 
-    // The 503 request is the last one; its log line follows the response.
+    // The 503 request is the last one, so its line marks the end of the workload.
     let logged = wait_until(TIMEOUT, || async { app.logs().contains("\"status\":503") }).await;
     assert!(logged, "no request line for the 503; log:\n{}", app.logs());
 

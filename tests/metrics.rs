@@ -324,6 +324,42 @@ async fn counters_match_known_workload() {
 }
 
 #[tokio::test]
+async fn fresh_service_exports_zero_series() {
+    let app = TestApp::start().await;
+    let samples = scrape(&app).await;
+    let zeroed: [(&str, &[(&str, &str)]); 12] = [
+        ("argus_webhooks_ingest_duplicates_total", &[]),
+        ("argus_webhooks_delivery_retries_scheduled_total", &[]),
+        ("argus_webhooks_deliveries_in_flight", &[]),
+        ("argus_webhooks_queue_depth", &[]),
+        ("argus_webhooks_subscription_actors", &[]),
+        ("argus_webhooks_actor_restarts_total", &[]),
+        ("argus_webhooks_store_errors_total", &[]),
+        ("argus_webhooks_subscriptions", &[("status", "Active")]),
+        ("argus_webhooks_subscriptions", &[("status", "Paused")]),
+        ("argus_webhooks_subscriptions", &[("status", "Disabled")]),
+        (
+            "argus_webhooks_subscriptions_disabled_total",
+            &[("reason", "gone")],
+        ),
+        (
+            "argus_webhooks_subscriptions_disabled_total",
+            &[("reason", "consecutive_failures")],
+        ),
+    ];
+    for (name, labels) in zeroed {
+        let present = samples.iter().any(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        });
+        assert!(present, "{name}{labels:?} is missing at start");
+        assert_eq!(value(&samples, name, labels), 0.0, "{name}{labels:?}");
+    }
+}
+
+#[tokio::test]
 async fn metrics_requests_are_counted() {
     let app = TestApp::start().await;
     let requests = "argus_webhooks_http_requests_total";
@@ -339,6 +375,19 @@ async fn metrics_requests_are_counted() {
     let samples = scrape(&app).await;
     let unmatched = [("route", "unmatched"), ("method", "GET"), ("status", "404")];
     assert_eq!(value(&samples, requests, &unmatched), 1.0);
+
+    // A known path with a method it does not accept is unmatched too.
+    let (status, _) = app
+        .request(reqwest::Method::PATCH, "/v1/health", None, None)
+        .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    let samples = scrape(&app).await;
+    let other = [
+        ("route", "unmatched"),
+        ("method", "OTHER"),
+        ("status", "405"),
+    ];
+    assert_eq!(value(&samples, requests, &other), 1.0);
 }
 
 #[tokio::test]
