@@ -197,6 +197,12 @@ async fn run_workload() -> Workload {
         app.wait_for_event_status(&token, id, "Failed", TIMEOUT)
             .await;
     }
+    // The outcome counter moves just after the event is stored, so poll for it.
+    let counted = wait_until(TIMEOUT, || async {
+        value(&scrape(&app).await, "argus_webhooks_deliveries_total", &[]) == 5.0
+    })
+    .await;
+    assert!(counted, "deliveries_total did not reach 5");
 
     let subscription_ids = [&delivered_sub, &failing_sub, &paused_sub]
         .iter()
