@@ -47,7 +47,9 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== install prometheus"
-if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
+# PROMETHEUS_INSTALL=always runs apt-get even when both tools are on PATH.
+if [[ "${PROMETHEUS_INSTALL:-}" == always ]] ||
+    ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
     # The package's maintainer scripts would start a system Prometheus; a
     # policy-rc.d that returns 101 forbids it, so only the one below runs.
     if [[ ! -e /usr/sbin/policy-rc.d ]]; then
