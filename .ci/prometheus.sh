@@ -128,7 +128,7 @@ secret=$(python3 -c 'import base64, os; print("whsec_" + base64.b64encode(os.ura
 pids+=($!)
 listen=$(wait_for_address "$work/listen.log" "${pids[-1]}")
 
-# An endpoint that passes verification and answers 500 to every event.
+# An endpoint that passes verification and returns 500 for every event.
 cat >"$work/failing.py" <<'EOF'
 import json
 import sys
@@ -197,7 +197,7 @@ workload() {
                 "{\"eventType\": \"$type\", \"accountId\": \"ci-observability\", \"resourceType\": \"${type%%.*}\", \"resourceId\": \"$(python3 -c 'import uuid; print(uuid.uuid4())')\", \"data\": {\"source\": \"ci\"}}" \
                 >/dev/null || echo "publish failed"
         done
-        # Some 4xx answers for the API error panel.
+        # Some 404 responses for the API error panel.
         curl -sS -o /dev/null "http://$service/v1/no-such-route" || true
         api GET /v1/events "$user_token" >/dev/null || echo "list failed"
         sleep 0.5

@@ -193,12 +193,12 @@ async fn degraded_by_error_rate_counts_retrying() {
         .await;
     app.create_subscription(&token, &failing.url, &["lease.expired"], Some(slow_retry()))
         .await;
-    let held = app
+    let paused_sub = app
         .create_subscription(&token, &paused.url, &["tenant.updated"], None)
         .await;
-    let held_id = held["id"].as_str().unwrap();
+    let paused_id = paused_sub["id"].as_str().unwrap();
     let (status, body) = app
-        .post_empty(&format!("/v1/subscriptions/{held_id}/pause"), &token)
+        .post_empty(&format!("/v1/subscriptions/{paused_id}/pause"), &token)
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
