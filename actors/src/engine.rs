@@ -311,9 +311,8 @@ impl Engine {
     pub fn health(&self) -> HealthReport {
         let engine_running = matches!(self.supervisor.get_status(), ractor::ActorStatus::Running)
             && matches!(self.router.get_status(), ractor::ActorStatus::Running);
-        let store_healthy = self.ctx.store.is_healthy() || self.ctx.store.probe().is_ok();
         HealthReport {
-            store_healthy,
+            store_healthy: self.ctx.store.probe(),
             engine_running,
             queue_depth: self.ctx.store.unfinished_count(),
             recent_error_rate: self.ctx.recent_error_rate(),
