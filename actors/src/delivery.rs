@@ -106,6 +106,16 @@ impl AttemptReport {
     }
 }
 
+/// Why an endpoint did not pass verification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VerifyError {
+    /// The URL's host does not resolve, or it is or resolves to an address
+    /// the SSRF guard blocks. No request was sent.
+    InvalidAddress(String),
+    /// The verification request failed or its answer was wrong.
+    Failed(String),
+}
+
 /// One signed request to send.
 pub struct SignedRequest<'a> {
     pub url: &'a EndpointUrl,
@@ -264,7 +274,7 @@ impl DeliveryClient {
         for addr in addrs {
             if let Some(reason) = self.policy.check(addr) {
                 return Err(format!(
-                    "the host resolves to {addr}, a {reason}, which deliveries may not reach"
+                    "must not reach {addr}, a {reason}; endpoints must be public addresses"
                 ));
             }
         }
@@ -351,8 +361,10 @@ impl DeliveryClient {
         &self,
         url: &EndpointUrl,
         secret: &SigningSecret,
-    ) -> Result<(), String> {
-        self.check_url(url).await?;
+    ) -> Result<(), VerifyError> {
+        self.check_url(url)
+            .await
+            .map_err(VerifyError::InvalidAddress)?;
         let challenge = uuid::Uuid::new_v4().simple().to_string();
         let body = json!({"type": "webhook.verification", "challenge": challenge}).to_string();
         let msg_id = format!("verify_{}", uuid::Uuid::new_v4().simple());
@@ -367,7 +379,9 @@ impl DeliveryClient {
             .await;
         if !report.success() {
             let detail = report.error.unwrap_or_else(|| "no 2xx answer".into());
-            return Err(format!("the verification request failed: {detail}"));
+            return Err(VerifyError::Failed(format!(
+                "the verification request failed: {detail}"
+            )));
         }
         let answer = report.body.unwrap_or_default();
         if answer.trim() == challenge {
@@ -382,10 +396,10 @@ impl DeliveryClient {
         if echoed.as_deref() == Some(challenge.as_str()) {
             return Ok(());
         }
-        Err(format!(
+        Err(VerifyError::Failed(format!(
             "the endpoint answered {} but its body is neither the challenge nor a JSON object whose \"challenge\" equals it",
             report.status.unwrap_or_default()
-        ))
+        )))
     }
 
     fn check_literal_host(&self, url: &EndpointUrl) -> Result<(), String> {

@@ -379,7 +379,7 @@ impl Engine {
             .client
             .verify_endpoint(url, secret)
             .await
-            .map_err(EngineError::VerificationFailed)
+            .map_err(EngineError::from)
     }
 
     fn subscription_events_visible(

@@ -43,3 +43,16 @@ impl From<crate::store::StoreError> for EngineError {
         EngineError::Unavailable(error.to_string())
     }
 }
+
+impl From<crate::delivery::VerifyError> for EngineError {
+    /// A blocked address is a fault of the `url` field; a failed verification
+    /// request is reported as such.
+    fn from(error: crate::delivery::VerifyError) -> Self {
+        match error {
+            crate::delivery::VerifyError::InvalidAddress(reason) => {
+                EngineError::Validation(vec![FieldError::new("url", reason)])
+            }
+            crate::delivery::VerifyError::Failed(reason) => EngineError::VerificationFailed(reason),
+        }
+    }
+}

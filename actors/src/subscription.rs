@@ -14,7 +14,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::oneshot;
 
 use crate::context::Context;
-use crate::delivery::{AttemptReport, SignedRequest};
+use crate::delivery::{AttemptReport, SignedRequest, VerifyError};
 use crate::error::EngineError;
 use crate::model::{
     DeliveryAttempt, EventId, EventRecord, EventStatus, PreviousSecret, SigningSecret,
@@ -58,7 +58,7 @@ pub enum SubscriptionMsg {
         event_id: EventId,
         attempt: u32,
     },
-    ResumeVerified(Result<(), String>, Reply<Subscription>),
+    ResumeVerified(Result<(), VerifyError>, Reply<Subscription>),
     IdleCheck,
 }
 
@@ -596,9 +596,9 @@ impl SubscriptionState {
         }
     }
 
-    fn resume_verified(&mut self, result: Result<(), String>, reply: Reply<Subscription>) {
-        if let Err(reason) = result {
-            let _ = reply.send(Err(EngineError::VerificationFailed(reason)));
+    fn resume_verified(&mut self, result: Result<(), VerifyError>, reply: Reply<Subscription>) {
+        if let Err(error) = result {
+            let _ = reply.send(Err(error.into()));
             return;
         }
         if self.sub.status == SubscriptionStatus::Disabled {
