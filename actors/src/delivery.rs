@@ -292,25 +292,18 @@ impl DeliveryClient {
         let timestamp = Utc::now().timestamp();
         let signature = signature_header(request.secrets, request.msg_id, timestamp, request.body);
         let exchange = async {
-            let response = self
-                .http
-                .post(request.url.as_str())
-                .header("content-type", "application/json")
-                .header("webhook-id", request.msg_id)
-                .header("webhook-timestamp", timestamp.to_string())
-                .header("webhook-signature", signature)
-                .header("x-argus-event-type", request.event_type)
-                .body(request.body.to_vec())
-                .send()
-                .await?;
-            let status = response.status();
-            let retry_after = response
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| parse_retry_after(v, Utc::now()));
-            let body = read_capped(response, self.config.response_body_limit).await?;
-            Ok::<_, reqwest::Error>((status, retry_after, body))
+            match self.exchange(&request, timestamp, &signature).await {
+                Err(error) if closed_before_response(&error) => {
+                    // A pooled keep-alive connection that the server closed
+                    // while it sat idle fails this way before a response head
+                    // arrives. Sending once more opens a new connection; the
+                    // same webhook-id lets the endpoint drop a duplicate in the
+                    // rarer case that it did read the first request.
+                    tracing::debug!(msg_id = request.msg_id, %error, "connection closed before a response; sending once more");
+                    self.exchange(&request, timestamp, &signature).await
+                }
+                other => other,
+            }
         };
         let outcome = tokio::time::timeout(self.config.total_timeout, exchange).await;
         let duration = started.elapsed();
@@ -353,6 +346,35 @@ impl DeliveryClient {
                 }
             }
         }
+    }
+
+    /// Sends the request once and reads the status, `Retry-After` and the
+    /// capped body.
+    async fn exchange(
+        &self,
+        request: &SignedRequest<'_>,
+        timestamp: i64,
+        signature: &str,
+    ) -> Result<(reqwest::StatusCode, Option<Duration>, Vec<u8>), reqwest::Error> {
+        let response = self
+            .http
+            .post(request.url.as_str())
+            .header("content-type", "application/json")
+            .header("webhook-id", request.msg_id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .header("x-argus-event-type", request.event_type)
+            .body(request.body.to_vec())
+            .send()
+            .await?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, Utc::now()));
+        let body = read_capped(response, self.config.response_body_limit).await?;
+        Ok((status, retry_after, body))
     }
 
     /// Sends the verification challenge and checks the answer: a 2xx whose
@@ -432,6 +454,19 @@ async fn read_capped(
         }
     }
     Ok(body)
+}
+
+/// True when the connection closed before a complete response head arrived,
+/// as a pooled connection that the server closed while idle does.
+fn closed_before_response(error: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = source {
+        if let Some(hyper_error) = current.downcast_ref::<hyper::Error>() {
+            return hyper_error.is_incomplete_message();
+        }
+        source = current.source();
+    }
+    false
 }
 
 fn classify(error: &reqwest::Error) -> (ResultClass, String) {
