@@ -57,6 +57,7 @@ fn assert_timed_out(event: &Value) {
     assert_eq!(attempt["success"], false);
     let message = attempt["errorMessage"].as_str().unwrap();
     assert!(message.contains("timed out"), "errorMessage: {message}");
+    assert!(message.contains("total timeout"), "errorMessage: {message}");
     let elapsed = attempt["responseTime"].as_u64().unwrap();
     assert!(
         elapsed >= TOTAL_TIMEOUT_MS - 100,

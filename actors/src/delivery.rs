@@ -222,8 +222,9 @@ impl DeliveryClient {
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
+            // The total timeout wraps the whole exchange in `send`, so every
+            // overrun ends with the same message whatever stage it stalled in.
             .connect_timeout(config.connect_timeout)
-            .timeout(config.total_timeout)
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(32)
             .user_agent(user_agent.clone())
@@ -312,7 +313,7 @@ impl DeliveryClient {
                 ResultClass::Timeout,
                 started,
                 format!(
-                    "timed out after {} ms",
+                    "timed out after {} ms without a complete response (total timeout)",
                     self.config.total_timeout.as_millis()
                 ),
             ),
