@@ -22,8 +22,8 @@ const TOTAL_TIMEOUT_MS: u64 = 2000;
 /// The default `delivery.response_body_limit_bytes`.
 const BODY_LIMIT: usize = 4096;
 
-/// A service whose total timeout is 2 s and whose connect timeout (30 s)
-/// cannot end an attempt first.
+/// Starts a service whose total timeout is 2 s and whose connect timeout
+/// (30 s) cannot end an attempt first.
 async fn start(extra_root: Option<&std::path::Path>) -> TestApp {
     let mut config = AppConfig::default();
     config.set("delivery", "total_timeout_seconds", "2").set(

@@ -85,7 +85,7 @@ async fn schedule_wins_over_shorter_retry_after() {
     let app = TestApp::start().await;
     let receiver = Receiver::start().await;
     let token = app.token(ACCOUNT);
-    // The schedule waits 200 s × 0.01 = 2 s; the header asks for 10 ms.
+    // The schedule waits 200 s × 0.01 = 2 s; the header requests 10 ms.
     let retry = json!({"maxRetries": 1, "retryIntervalSeconds": 200});
     app.create_subscription(&token, &receiver.url, &[TYPE], Some(retry))
         .await;
@@ -146,7 +146,7 @@ async fn gone_disables_at_once() {
         .create_subscription(&token, &receiver.url, &[TYPE], Some(retry))
         .await;
     let sub_id = sub["id"].as_str().unwrap();
-    // The first delivery is answered slowly, so the next two wait in the queue.
+    // The response to the first delivery is slow, so the next two wait in the queue.
     receiver.script([Reply::status(410).delayed(Duration::from_millis(800))]);
 
     let first = publish_one(&app).await;
@@ -267,7 +267,7 @@ async fn resume_reverifies_disabled_subscription() {
     wait_for_status(&app, &token, sub_id, "Disabled").await;
     let verifications_before = receiver.verifications().len();
 
-    // The endpoint fails verification: resume answers 400 and nothing changes.
+    // The endpoint fails verification: resume returns 400 and nothing changes.
     receiver.script_verification();
     receiver.script([Reply::status(500)]);
     let (status, problem) = app
@@ -283,7 +283,7 @@ async fn resume_reverifies_disabled_subscription() {
     assert_eq!(stored["status"], "Disabled");
     assert!(stored["statusReason"].as_str().unwrap().contains("410"));
 
-    // The endpoint answers the challenge: resume reactivates it.
+    // The endpoint echoes the challenge, so resume reactivates it.
     receiver.answer_verification();
     let (status, resumed) = app
         .post_empty(&format!("/v1/subscriptions/{sub_id}/resume"), &token)

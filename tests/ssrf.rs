@@ -1,6 +1,6 @@
 //! The SSRF guard, aimed only at loopback. The service exempts 127.0.0.2/32
-//! and nothing else; a receiver on 127.0.0.1 must never see a request, while
-//! a receiver on 127.0.0.2 on the same port shows that exempt addresses work.
+//! and nothing else. A receiver on 127.0.0.1 must never see a request, and a
+//! receiver on 127.0.0.2 on the same port shows that exempt addresses work.
 
 mod common;
 #[path = "common/raw.rs"]
@@ -23,8 +23,8 @@ fn guarded_config(extra: &str) -> AppConfig {
     config
 }
 
-/// A receiver on 127.0.0.1 and one on 127.0.0.2 with the same port, so a URL
-/// that reaches the wrong address reaches the 127.0.0.1 receiver.
+/// Starts a receiver on 127.0.0.1 and one on 127.0.0.2 with the same port, so
+/// a URL that reaches the wrong address reaches the 127.0.0.1 receiver.
 async fn receiver_pair() -> (Receiver, RawReceiver) {
     let blocked = Receiver::start().await;
     let exempt_addr: SocketAddr = format!("127.0.0.2:{}", blocked.addr.port())
@@ -34,7 +34,8 @@ async fn receiver_pair() -> (Receiver, RawReceiver) {
     (blocked, exempt)
 }
 
-/// Every textual form of 127.0.0.1 (and the other loopback names) with `port`.
+/// Builds a URL with `port` for every textual form of 127.0.0.1 and the other
+/// loopback names.
 fn loopback_urls(port: u16) -> Vec<String> {
     [
         "127.0.0.1",

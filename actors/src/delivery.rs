@@ -111,7 +111,7 @@ impl AttemptReport {
     }
 }
 
-/// Why an endpoint did not pass verification.
+/// The reason an endpoint failed verification.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VerifyError {
     /// The URL's host does not resolve, or it is or resolves to an address

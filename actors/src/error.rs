@@ -45,8 +45,8 @@ impl From<crate::store::StoreError> for EngineError {
 }
 
 impl From<crate::delivery::VerifyError> for EngineError {
-    /// A blocked address is a fault of the `url` field; a failed verification
-    /// request is reported as such.
+    /// Maps a blocked or unresolvable address to a validation error on the
+    /// `url` field, and a failed verification request to `VerificationFailed`.
     fn from(error: crate::delivery::VerifyError) -> Self {
         match error {
             crate::delivery::VerifyError::InvalidAddress(reason) => {

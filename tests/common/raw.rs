@@ -1,7 +1,7 @@
 //! A loopback HTTP/1.1 receiver written on raw TCP, for behaviour a
 //! framework server will not produce: bodies trickled byte by byte, invalid
 //! UTF-8, requests that never get an answer, and connections closed after a
-//! keep-alive response. It answers verification challenges itself and counts
+//! keep-alive response. It responds to verification challenges itself and counts
 //! the requests in flight at once, overall and per path.
 //! Include it next to `common` with `#[path = "common/raw.rs"] mod raw;`.
 #![allow(dead_code)]
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// How the receiver answers one delivery.
+/// The receiver's response to one delivery.
 #[derive(Clone, Debug)]
 pub enum Action {
     /// Waits `delay`, then sends the status and body. With `close`, the
@@ -32,7 +32,7 @@ pub enum Action {
         body: Vec<u8>,
         interval: Duration,
     },
-    /// Reads the request and never answers.
+    /// Reads the request and never responds.
     Hang,
 }
 
@@ -103,7 +103,7 @@ pub struct RawReceiver {
 }
 
 impl RawReceiver {
-    /// Starts a receiver on 127.0.0.1 whose deliveries `handler` answers.
+    /// Starts a receiver on 127.0.0.1 whose responses to deliveries `handler` chooses.
     pub async fn start(
         handler: impl Fn(&RawRequest) -> Action + Send + Sync + 'static,
     ) -> RawReceiver {
@@ -164,7 +164,7 @@ impl RawReceiver {
         self.counters.lock().unwrap().connections
     }
 
-    /// Most deliveries that were in flight at the same time.
+    /// Maximum number of deliveries in flight at the same time.
     pub fn max_in_flight(&self) -> usize {
         self.counters.lock().unwrap().max_in_flight
     }
@@ -194,7 +194,7 @@ async fn serve(
             return;
         };
         if let Some(challenge) = verification_challenge(&request.body) {
-            // Closing after the answer makes the first delivery open a new
+            // Closing after the response makes the first delivery open a new
             // connection, so it resolves the host name again.
             let body = serde_json::json!({ "challenge": challenge }).to_string();
             let head = format!(

@@ -82,10 +82,10 @@ struct TlsState {
     stalled: Vec<tokio::net::TcpStream>,
 }
 
-/// An HTTPS receiver on 127.0.0.1. It answers verification challenges itself
-/// and closes that connection afterwards, so every delivery opens a fresh
-/// connection with its own handshake; deliveries get the scripted replies,
-/// then 200.
+/// An HTTPS receiver on 127.0.0.1. It responds to verification challenges
+/// itself and closes that connection afterwards, so every delivery opens a
+/// new connection with its own handshake. Deliveries get the scripted
+/// replies, then 200.
 #[derive(Clone)]
 pub struct TlsReceiver {
     pub url: String,
