@@ -69,26 +69,26 @@ async fn in_flight_limits_hold() {
     let app = TestApp::start_with(config).await;
     let receiver = RawReceiver::start(|_| Action::delayed(200, Duration::from_millis(150))).await;
     let token = app.token(ACCOUNT);
-    let paths = ["/a", "/b", "/c"];
-    for path in paths {
+
+    // One subscription alone: the per-subscription limit bounds it.
+    app.create_subscription(&token, &receiver.url("/a"), &[TYPE], None)
+        .await;
+    publish_and_deliver(&app, &token, 6).await;
+    assert_eq!(receiver.count(), 6);
+    assert_eq!(
+        receiver.max_in_flight_on("/a"),
+        2,
+        "one subscription runs at most 2 attempts at once, and does run 2"
+    );
+
+    // Three subscriptions: the service-wide limit bounds them together.
+    for path in ["/b", "/c"] {
         app.create_subscription(&token, &receiver.url(path), &[TYPE], None)
             .await;
     }
-
-    let mut ids = Vec::new();
-    for _ in 0..6 {
-        let ingest = app.publish(&platform_event(ACCOUNT, TYPE)).await;
-        for event in ingest["events"].as_array().unwrap() {
-            ids.push(event["id"].as_str().unwrap().to_string());
-        }
-    }
-    for id in &ids {
-        app.wait_for_event_status(&token, id, "Delivered", Duration::from_secs(30))
-            .await;
-    }
-
-    assert_eq!(receiver.count(), 18);
-    for path in paths {
+    publish_and_deliver(&app, &token, 6).await;
+    assert_eq!(receiver.count(), 6 + 18);
+    for path in ["/a", "/b", "/c"] {
         let max = receiver.max_in_flight_on(path);
         assert!(max <= 2, "{path} had {max} requests in flight");
     }
@@ -101,12 +101,21 @@ async fn in_flight_limits_hold() {
         max_total, 3,
         "the service-wide limit was reached, so it is what bounded concurrency"
     );
-    assert!(
-        paths
-            .iter()
-            .any(|path| receiver.max_in_flight_on(path) == 2),
-        "one subscription ran two attempts at once"
-    );
+}
+
+/// Publishes `count` events and waits until every copy is delivered.
+async fn publish_and_deliver(app: &TestApp, token: &str, count: usize) {
+    let mut ids = Vec::new();
+    for _ in 0..count {
+        let ingest = app.publish(&platform_event(ACCOUNT, TYPE)).await;
+        for event in ingest["events"].as_array().unwrap() {
+            ids.push(event["id"].as_str().unwrap().to_string());
+        }
+    }
+    for id in &ids {
+        app.wait_for_event_status(token, id, "Delivered", Duration::from_secs(30))
+            .await;
+    }
 }
 
 #[tokio::test]
