@@ -253,3 +253,37 @@ async fn grace_period_bounds_enforced() {
         );
     }
 }
+
+#[tokio::test]
+async fn verification_during_grace_carries_both() {
+    let app = TestApp::start().await;
+    let receiver = Receiver::start().await;
+    let moved = Receiver::start().await;
+    let token = app.token(ACCOUNT);
+    let sub = app
+        .create_subscription(&token, &receiver.url, &[TYPE], None)
+        .await;
+    let id = sub["id"].as_str().unwrap();
+    let old_secret = sub["secret"].as_str().unwrap().to_string();
+    let (_, rotated) = rotate(&app, &token, id, Some(json!({"gracePeriodSeconds": 3600}))).await;
+    let new_secret = rotated["secret"].as_str().unwrap().to_string();
+
+    // An update to a new URL verifies it with a challenge signed with both secrets.
+    let body = json!({"url": moved.url, "eventTypes": [TYPE]});
+    let (status, updated) = app
+        .put(&format!("/v1/subscriptions/{id}"), &token, &body)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    let challenge = moved.verifications()[0].clone();
+    assert_eq!(
+        signature_count(&challenge),
+        2,
+        "{}",
+        challenge.header("webhook-signature")
+    );
+    assert!(verify_standard(&new_secret, &challenge));
+    assert!(
+        verify_standard(&old_secret, &challenge),
+        "an endpoint that knows only the old secret can verify"
+    );
+}

@@ -396,12 +396,13 @@ impl DeliveryClient {
         Ok((status, retry_after, body))
     }
 
-    /// Sends the verification challenge and checks the answer: a 2xx whose
-    /// body is the challenge itself or a JSON object with that `challenge`.
+    /// Sends the verification challenge, signed with each of `secrets`, and
+    /// checks the answer: a 2xx whose body is the challenge itself or a JSON
+    /// object with that `challenge`.
     pub async fn verify_endpoint(
         &self,
         url: &EndpointUrl,
-        secret: &SigningSecret,
+        secrets: &[SigningSecret],
     ) -> Result<(), VerifyError> {
         self.check_url(url)
             .await
@@ -415,7 +416,7 @@ impl DeliveryClient {
                 msg_id: &msg_id,
                 event_type: "webhook.verification",
                 body: body.as_bytes(),
-                secrets: std::slice::from_ref(secret),
+                secrets,
             })
             .await;
         if !report.success() {

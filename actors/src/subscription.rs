@@ -594,10 +594,10 @@ impl SubscriptionState {
             SubscriptionStatus::Disabled => {
                 let client = self.ctx.client.clone();
                 let url = self.sub.url.clone();
-                let secret = self.sub.secret.clone();
+                let secrets = self.sub.signing_secrets(Utc::now());
                 let myself = myself.clone();
                 tokio::spawn(async move {
-                    let result = client.verify_endpoint(&url, &secret).await;
+                    let result = client.verify_endpoint(&url, &secrets).await;
                     let _ = myself.cast(SubscriptionMsg::ResumeVerified(result, reply));
                 });
             }
