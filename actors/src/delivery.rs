@@ -117,7 +117,7 @@ pub enum VerifyError {
     /// The URL's host does not resolve, or it is or resolves to an address
     /// the SSRF guard blocks. No request was sent.
     InvalidAddress(String),
-    /// The verification request failed or its answer was wrong.
+    /// The verification request failed or its response was wrong.
     Failed(String),
 }
 
@@ -315,9 +315,9 @@ impl DeliveryClient {
                 Err(error) if closed_before_response(&error) => {
                     // A pooled keep-alive connection that the server closed
                     // while it sat idle fails this way before a response head
-                    // arrives. Sending once more opens a new connection; the
-                    // same webhook-id lets the endpoint drop a duplicate in the
-                    // rarer case that it did read the first request.
+                    // arrives. Sending once more opens a new connection. The
+                    // webhook-id is unchanged, so an endpoint that did read the
+                    // first request can drop the duplicate.
                     tracing::debug!(msg_id = request.msg_id, %error, "connection closed before a response; sending once more");
                     self.exchange(&request, timestamp, &signature).await
                 }
