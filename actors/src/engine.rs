@@ -72,6 +72,7 @@ impl Engine {
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))?;
         tokio::spawn(run_pruner(ctx.clone()));
+        tokio::spawn(run_store_probe(ctx.clone()));
         Ok(Engine {
             ctx,
             supervisor,
@@ -429,6 +430,19 @@ impl Engine {
         receiver.await.map_err(|_| {
             EngineError::Internal("the subscription actor stopped before it replied".into())
         })?
+    }
+}
+
+/// Probes an unhealthy store every second with a small write and flush, so
+/// health turns Healthy again once the disk accepts writes, even when no
+/// request writes anything.
+async fn run_store_probe(ctx: Arc<Context>) {
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        interval.tick().await;
+        if !ctx.store.is_healthy() && ctx.store.probe().await.is_ok() {
+            tracing::info!("the store accepts writes again");
+        }
     }
 }
 

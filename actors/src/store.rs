@@ -17,6 +17,7 @@
 //! Writes are applied to sled's memory at once; [`Store::flush`] makes them
 //! durable, and concurrent callers share one flush (group commit).
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -180,7 +181,9 @@ impl Store {
         &self.inner.dir
     }
 
-    /// False after a failed read or write, true again after the next success.
+    /// False after a failed read, write or flush; true again only after a
+    /// successful flush, because sled accepts writes in memory even when the
+    /// disk is full.
     pub fn is_healthy(&self) -> bool {
         self.inner.healthy.load(Ordering::Relaxed)
     }
@@ -191,8 +194,9 @@ impl Store {
     }
 
     /// Waits until every write made before the call is on disk. Concurrent
-    /// callers share one flush.
+    /// callers share one flush. A successful flush marks the store healthy.
     pub async fn flush(&self) -> StoreResult<()> {
+        self.check_fault()?;
         let (sender, receiver) = oneshot::channel();
         self.inner
             .flush_requests
@@ -201,7 +205,27 @@ impl Store {
         let result = receiver
             .await
             .unwrap_or_else(|_| Err(StoreError::Io("the flusher has stopped".into())));
-        self.track(result)
+        let result = self.track(result);
+        if result.is_ok() {
+            self.inner.healthy.store(true, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// Writes and flushes a probe record, so a store marked unhealthy is
+    /// found healthy again once writes reach the disk (space returned, fault
+    /// file removed) even when no request writes anything.
+    pub async fn probe(&self) -> StoreResult<()> {
+        self.check_fault()?;
+        let stamp = Utc::now().timestamp_millis().to_be_bytes();
+        let written = self
+            .inner
+            .db
+            .insert(key1(META, b"health_probe"), &stamp[..])
+            .map(|_| ())
+            .map_err(StoreError::from);
+        self.track(written)?;
+        self.flush().await
     }
 
     // --- subscriptions ---------------------------------------------------
@@ -405,6 +429,31 @@ impl Store {
         Ok(false)
     }
 
+    /// Returns the ids of the subscriptions that have queued events or
+    /// scheduled retries. Skips over each subscription's entries, so the cost
+    /// grows with the number of subscriptions, not of events.
+    pub fn subscriptions_with_work(&self) -> StoreResult<BTreeSet<SubscriptionId>> {
+        let mut owners = BTreeSet::new();
+        for prefix in [QUEUE, RETRY] {
+            let mut start = vec![prefix];
+            loop {
+                let entry = self.inner.db.range(start.clone()..).next();
+                let Some(entry) = entry else { break };
+                let (key, _) = self.track(entry.map_err(StoreError::from))?;
+                if key.first() != Some(&prefix) || key.len() < 17 {
+                    break;
+                }
+                let id = SubscriptionId::from_slice(&key[1..17])
+                    .ok_or_else(|| StoreError::Corrupt("queue key".into()))?;
+                owners.insert(id);
+                // The first key after every entry of this subscription.
+                start = key1(prefix, id.as_bytes());
+                start.extend_from_slice(&[0xff; 17]);
+            }
+        }
+        Ok(owners)
+    }
+
     /// Marks every queued or retrying event of a subscription Failed with
     /// `reason`, and returns how many it changed.
     pub fn fail_unfinished(&self, subscription: SubscriptionId, reason: &str) -> StoreResult<u64> {
@@ -501,26 +550,22 @@ impl Store {
     pub fn prune_finished(&self, before: DateTime<Utc>, limit: usize) -> StoreResult<usize> {
         self.check_fault()?;
         let end = key1(EVENT, EventId::min_at(before.timestamp_millis()).as_bytes());
-        let mut batch = sled::Batch::default();
-        let mut removed = 0;
+        let mut candidates = Vec::new();
         for entry in self.inner.db.range(vec![EVENT]..end) {
             let (key, value) = self.track(entry.map_err(StoreError::from))?;
             let event: EventRecord = decode(&value)?;
-            if !event.status.is_finished() {
-                continue;
-            }
-            batch.remove(key);
-            batch.remove(key2(
-                BY_SUBSCRIPTION,
-                event.subscription_id.as_bytes(),
-                event.id.as_bytes(),
-            ));
-            batch.remove(account_key(&event.account_id, event.id));
-            removed += 1;
-            if removed >= limit {
-                break;
+            if event.status.is_finished() {
+                candidates.push(key);
+                if candidates.len() >= limit {
+                    break;
+                }
             }
         }
+        let mut removed = 0;
+        for chunk in candidates.chunks(256) {
+            removed += self.track(self.remove_finished(chunk))?;
+        }
+        let mut batch = sled::Batch::default();
         let mut ingested = 0;
         for entry in self.inner.db.scan_prefix([INGESTED]) {
             let (key, value) = self.track(entry.map_err(StoreError::from))?;
@@ -537,6 +582,39 @@ impl Store {
         Ok(removed)
     }
 
+    /// Removes the events under `keys` that are still finished, with their
+    /// index entries, in one transaction. The status is read again inside
+    /// it, so an event that a manual retry queued again since the scan stays.
+    fn remove_finished(&self, keys: &[sled::IVec]) -> StoreResult<usize> {
+        use sled::transaction::{ConflictableTransactionError, TransactionError};
+        let result: Result<usize, TransactionError<std::convert::Infallible>> =
+            self.inner.db.transaction(|tx| {
+                let mut removed = 0;
+                for key in keys {
+                    let Some(value) = tx.get(key)? else { continue };
+                    let Ok(event) = decode::<EventRecord>(&value) else {
+                        continue;
+                    };
+                    if !event.status.is_finished() {
+                        continue;
+                    }
+                    tx.remove(key.clone())?;
+                    tx.remove(key2(
+                        BY_SUBSCRIPTION,
+                        event.subscription_id.as_bytes(),
+                        event.id.as_bytes(),
+                    ))?;
+                    tx.remove(account_key(&event.account_id, event.id))?;
+                    removed += 1;
+                }
+                Ok::<usize, ConflictableTransactionError<std::convert::Infallible>>(removed)
+            });
+        result.map_err(|error| match error {
+            TransactionError::Abort(never) => match never {},
+            TransactionError::Storage(error) => StoreError::from(error),
+        })
+    }
+
     fn count_prefix(&self, prefix: u8) -> u64 {
         self.inner.db.scan_prefix([prefix]).keys().count() as u64
     }
@@ -545,15 +623,14 @@ impl Store {
         if let Some(path) = &self.inner.fault_file
             && path.exists()
         {
-            self.inner.healthy.store(false, Ordering::Relaxed);
-            return Err(StoreError::Injected(path.display().to_string()));
+            return self.track(Err(StoreError::Injected(path.display().to_string())));
         }
         Ok(())
     }
 
     fn track<T>(&self, result: StoreResult<T>) -> StoreResult<T> {
         match &result {
-            Ok(_) => self.inner.healthy.store(true, Ordering::Relaxed),
+            Ok(_) => {}
             Err(error) => {
                 self.inner.healthy.store(false, Ordering::Relaxed);
                 metrics::counter!("argus_webhooks_store_errors_total").increment(1);
