@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 
 use crate::context::Context;
 use crate::error::EngineError;
-use crate::model::{Subscription, SubscriptionId};
+use crate::model::{Subscription, SubscriptionId, SubscriptionStatus};
 use crate::router::{Router, RouterArgs, RouterMsg};
 use crate::subscription::{Reply, SubscriptionActor, SubscriptionArgs, SubscriptionMsg};
 
@@ -88,11 +88,24 @@ impl Actor for Supervisor {
             stopping: false,
         };
         let mut started = 0;
-        for sub in &subscriptions {
-            if state.ctx.store.has_work(sub.id)? {
-                state.start_child(&myself, sub.id).await?;
-                started += 1;
-            }
+        for id in state.ctx.store.subscriptions_with_work()? {
+            let sub = subscriptions.iter().find(|sub| sub.id == id);
+            // A kill between storing a delete or a disable and failing the
+            // subscription's events leaves them queued; finish that here.
+            let reason = match sub {
+                None => "the subscription was deleted".to_string(),
+                Some(sub) if sub.status == SubscriptionStatus::Disabled => format!(
+                    "the subscription was disabled: {}",
+                    sub.status_reason.as_deref().unwrap_or("")
+                ),
+                Some(_) => {
+                    state.start_child(&myself, id).await?;
+                    started += 1;
+                    continue;
+                }
+            };
+            let count = state.ctx.store.fail_unfinished(id, &reason)?;
+            tracing::info!(subscription_id = %id, count, reason, "queued events failed at start");
         }
         tracing::info!(
             subscriptions = subscriptions.len(),
@@ -134,10 +147,18 @@ impl Actor for Supervisor {
             }
             SupervisorMsg::StopChildren(reply) => {
                 state.stopping = true;
-                for (_, child) in state.children.drain() {
-                    child.actor.stop(Some("shutdown".into()));
-                }
                 state.by_actor.clear();
+                // Wait for each actor, so the attempts it records as
+                // interrupted are written before the final flush.
+                for (id, child) in state.children.drain() {
+                    let stopped = child
+                        .actor
+                        .stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(5)))
+                        .await;
+                    if let Err(error) = stopped {
+                        tracing::warn!(subscription_id = %id, %error, "subscription actor did not stop in 5 s");
+                    }
+                }
                 let _ = reply.send(());
             }
         }
