@@ -57,13 +57,9 @@ impl Engine {
             Store::open(&config.store).map_err(|e| EngineError::Unavailable(e.to_string()))?;
         let client = DeliveryClient::new(config.delivery).map_err(EngineError::Internal)?;
         let ctx = Arc::new(Context::new(store, client, config.settings));
-        let (supervisor, _) = Actor::spawn(
-            Some("supervisor".into()),
-            Supervisor,
-            SupervisorArgs { ctx: ctx.clone() },
-        )
-        .await
-        .map_err(|e| EngineError::Internal(format!("cannot start the supervisor: {e}")))?;
+        let (supervisor, _) = Actor::spawn(None, Supervisor, SupervisorArgs { ctx: ctx.clone() })
+            .await
+            .map_err(|e| EngineError::Internal(format!("cannot start the supervisor: {e}")))?;
         let (sender, receiver) = oneshot::channel();
         supervisor
             .cast(SupervisorMsg::GetRouter(sender))

@@ -3,7 +3,7 @@
 //! arrives, stop an idle one without losing a message, and restart one that
 //! failed from the state in the store.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,6 +51,9 @@ pub struct SupervisorState {
     children: HashMap<SubscriptionId, Child>,
     by_actor: HashMap<ActorId, SubscriptionId>,
     restarts: HashMap<SubscriptionId, VecDeque<Instant>>,
+    /// Subscriptions whose actor used up its restart budget; nothing starts
+    /// them before their `RestartDue`.
+    suspended: HashSet<SubscriptionId>,
     stopping: bool,
 }
 
@@ -69,7 +72,7 @@ impl Actor for Supervisor {
             args.ctx.status_changed(None, Some(sub.status));
         }
         let (router, _) = Actor::spawn_linked(
-            Some("router".into()),
+            None,
             Router,
             RouterArgs {
                 ctx: args.ctx.clone(),
@@ -85,6 +88,7 @@ impl Actor for Supervisor {
             children: HashMap::new(),
             by_actor: HashMap::new(),
             restarts: HashMap::new(),
+            suspended: HashSet::new(),
             stopping: false,
         };
         let mut started = 0;
@@ -136,6 +140,7 @@ impl Actor for Supervisor {
                 }
             }
             SupervisorMsg::RestartDue(id) => {
+                state.suspended.remove(&id);
                 if !state.children.contains_key(&id)
                     && state.ctx.store.get_subscription(id)?.is_some()
                 {
@@ -230,6 +235,15 @@ impl SupervisorState {
                 EngineError::Unavailable("the service is shutting down".into()),
             );
             return;
+        }
+        if self.suspended.contains(&id) {
+            // Events stay queued in the store and are loaded at the restart.
+            return reject(
+                msg,
+                EngineError::Unavailable(
+                    "the subscription's actor failed repeatedly and is waiting to restart".into(),
+                ),
+            );
         }
         if !self.children.contains_key(&id) {
             match self.ctx.store.get_subscription(id) {
@@ -341,7 +355,7 @@ impl SupervisorState {
             match self.ctx.store.load_subscriptions() {
                 Ok(subscriptions) => {
                     match Actor::spawn_linked(
-                        Some("router".into()),
+                        None,
                         Router,
                         RouterArgs {
                             ctx: self.ctx.clone(),
@@ -376,7 +390,8 @@ impl SupervisorState {
             history.pop_front();
         }
         if history.len() as u32 >= self.ctx.settings.restart_budget {
-            tracing::error!(subscription_id = %id, budget = self.ctx.settings.restart_budget, window_seconds = window.as_secs(), "restart budget used up; the actor restarts when the window has passed");
+            tracing::error!(subscription_id = %id, budget = self.ctx.settings.restart_budget, window_seconds = window.as_secs_f64(), "restart budget used up; the actor restarts when the window has passed");
+            self.suspended.insert(id);
             myself.send_after(window, move || SupervisorMsg::RestartDue(id));
             return;
         }
