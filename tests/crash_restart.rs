@@ -420,6 +420,7 @@ async fn sigterm_lets_attempt_finish() {
         "SIGTERM received",
         "stopped accepting requests",
         "every attempt in flight has finished",
+        "subscription actors stopped",
         "store flushed",
         "shutdown complete",
     ] {
@@ -483,4 +484,40 @@ async fn sigterm_interrupts_attempt_past_grace() {
     );
     assert_eq!(history[1]["attemptNumber"], 2);
     assert_eq!(history[1]["success"], true);
+}
+
+#[tokio::test]
+async fn ctrl_c_shuts_down_cleanly() {
+    let mut app = TestApp::start().await;
+    let pid = app.pid().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    // The process is a zombie once it has exited and until it is reaped.
+    let exited = wait_until(WAIT, || async {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .any(|l| l.starts_with("State:") && l.contains('Z'))
+    })
+    .await;
+    assert!(
+        exited,
+        "the service did not exit on SIGINT:\n{}",
+        app.logs()
+    );
+    // `terminate` signals the exited process, which is harmless, and reaps it.
+    let status = app.terminate();
+    assert!(status.success(), "exit status {status}");
+    let logs = app.logs();
+    assert!(
+        logs.contains("Ctrl-C received"),
+        "no log line for Ctrl-C:\n{logs}"
+    );
+    assert!(
+        logs.contains("shutdown complete"),
+        "no log line for the end:\n{logs}"
+    );
 }

@@ -359,6 +359,7 @@ impl Engine {
             .is_ok()
         {
             let _ = receiver.await;
+            tracing::info!("subscription actors stopped");
         }
         match self.ctx.store.flush().await {
             Ok(()) => tracing::info!("store flushed"),
