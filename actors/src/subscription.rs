@@ -72,6 +72,8 @@ pub enum SubscriptionMsg {
     },
     ResumeVerified(Result<(), String>, Reply<Subscription>),
     IdleCheck,
+    /// Starts attempts again after a failed store read.
+    Wake,
 }
 
 impl SubscriptionMsg {
@@ -84,6 +86,7 @@ impl SubscriptionMsg {
                 | Self::RetryDue { .. }
                 | Self::ResumeVerified(..)
                 | Self::IdleCheck
+                | Self::Wake
         )
     }
 }
@@ -215,6 +218,7 @@ impl Actor for SubscriptionActor {
                 state.idle_check(&myself);
                 return Ok(());
             }
+            SubscriptionMsg::Wake => {}
         }
         state.pump(&myself);
         Ok(())
@@ -294,7 +298,8 @@ impl SubscriptionState {
                     overdue += 1;
                     scale(
                         recovery_delay(overdue - 1, self.ctx.settings.recovery_spread),
-                        self.ctx.settings.time_scale.max(0.001).min(1.0).max(0.02),
+                        // Floored at 0.02 so overdue retries stay spread at the small time scales of tests.
+                        self.ctx.settings.time_scale.clamp(0.02, 1.0),
                     )
                 }
             };
@@ -348,12 +353,13 @@ impl SubscriptionState {
             let (id, from_queue) = if let Some(id) = self.ready.pop_front() {
                 (id, false)
             } else {
-                if self.window.is_empty() && self.backlog_in_store {
-                    if let Err(error) = self.refill_window() {
-                        tracing::error!(subscription_id = %self.sub.id, %error, "cannot load the queue; retrying in 1 s");
-                        myself.send_after(Duration::from_secs(1), || SubscriptionMsg::IdleCheck);
-                        return;
-                    }
+                if self.window.is_empty()
+                    && self.backlog_in_store
+                    && let Err(error) = self.refill_window()
+                {
+                    tracing::error!(subscription_id = %self.sub.id, %error, "cannot load the queue; retrying in 1 s");
+                    myself.send_after(STORE_RETRY_DELAY, || SubscriptionMsg::Wake);
+                    return;
                 }
                 match self.window.pop_first() {
                     Some(id) => (id, true),
@@ -609,7 +615,9 @@ impl SubscriptionState {
         }
         self.ctx
             .status_changed(Some(old), Some(SubscriptionStatus::Disabled));
-        let _ = self.router.cast(RouterMsg::Upsert(self.sub.clone()));
+        let _ = self
+            .router
+            .cast(RouterMsg::Upsert(Box::new(self.sub.clone())));
         metrics::counter!("argus_webhooks_subscriptions_disabled_total", "reason" => label)
             .increment(1);
         tracing::warn!(subscription_id = %self.sub.id, reason = %reason, "subscription disabled");
@@ -649,7 +657,9 @@ impl SubscriptionState {
                 .status_changed(Some(self.sub.status), Some(candidate.status));
         }
         self.sub = candidate;
-        let _ = self.router.cast(RouterMsg::Upsert(self.sub.clone()));
+        let _ = self
+            .router
+            .cast(RouterMsg::Upsert(Box::new(self.sub.clone())));
         let store = self.ctx.store.clone();
         let sub = self.sub.clone();
         tokio::spawn(async move {
