@@ -15,12 +15,12 @@ const QUEUED: usize = 20_000;
 const BATCH: usize = 500;
 /// Growth allowed between the first 2,000 queued events and all 20,000.
 /// NOTE: sled 0.34 does not keep its memory within `cache_capacity` (8 MiB
-/// here): measured resident memory rises by about 30 MiB between its log
-/// segment clean-ups, and at rest by about 0.3 KiB per stored event
-/// (53 MiB after a restart with 20,000 queued, 73 MiB with 80,000, debug
-/// build). The bound is sized for that, so the test catches a backlog held
-/// in the process's own structures only when it is large; the window check
-/// below catches a small one.
+/// here). Measured resident memory rises by about 30 MiB between sled's
+/// drops in memory use while events are written. At rest it grows by about
+/// 0.3 KiB per stored event: 53 MiB after a restart with 20,000 queued and
+/// 73 MiB with 80,000 (debug build, this test). The bound is sized for that,
+/// so it catches only a large backlog held in the process's own structures.
+/// The window check below catches a small one.
 const MAX_GROWTH_KIB: u64 = 64 * 1024;
 
 /// Resident memory of a process, from `/proc/PID/status`, in KiB.

@@ -24,7 +24,7 @@ const KILLS: usize = 4;
 const DEADLINE: Duration = Duration::from_secs(240);
 const MAX_RETRIES: usize = 3;
 
-/// A script of `count` replies: `fail_percent` of them 500, and
+/// Builds a script of `count` replies: `fail_percent` of them 500, and
 /// `slow_percent` of the rest delayed, so attempts are in flight at a kill.
 fn flaky_script(count: usize, fail_percent: u32, slow_percent: u32) -> Vec<Reply> {
     let mut rng = rand::rng();
@@ -52,7 +52,7 @@ struct Published {
     unanswered: usize,
 }
 
-/// Publishes events until told to stop or `MAX_PUBLISHED` were accepted.
+/// Publishes events until `stop` is set or `MAX_PUBLISHED` were accepted.
 /// An event without an answer (the service was killed) is sent again with
 /// the same id until it is accepted, which also exercises idempotency
 /// across restarts.

@@ -161,7 +161,7 @@ async fn overdue_retries_spread_after_restart() {
 async fn attempt_in_flight_at_kill_is_resent() {
     let mut app = TestApp::start().await;
     let receiver = Receiver::start().await;
-    // The first delivery hangs past the kill; the receiver never answers it.
+    // The first delivery hangs past the kill, so the receiver never replies to it.
     receiver.script([Reply::ok().delayed(Duration::from_secs(60))]);
     let token = app.token(ACCOUNT);
     app.create_subscription(&token, &receiver.url, &["property.updated"], None)
@@ -369,11 +369,11 @@ async fn retention_prunes_only_finished_events() {
         .await;
 
     for id in [&delivered, &failed] {
-        let gone = wait_until(WAIT, || async {
+        let pruned = wait_until(WAIT, || async {
             app.get(&format!("/v1/events/{id}"), &token).await.0 == StatusCode::NOT_FOUND
         })
         .await;
-        assert!(gone, "finished event {id} was not pruned");
+        assert!(pruned, "finished event {id} was not pruned");
     }
     let (_, list) = app.get("/v1/events?pageSize=100", &token).await;
     let listed: Vec<_> = list["data"]
@@ -495,6 +495,7 @@ async fn ctrl_c_shuts_down_cleanly() {
         nix::sys::signal::Signal::SIGINT,
     )
     .unwrap();
+
     // The process is a zombie once it has exited and until it is reaped.
     let exited = wait_until(WAIT, || async {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -508,9 +509,11 @@ async fn ctrl_c_shuts_down_cleanly() {
         "the service did not exit on SIGINT:\n{}",
         app.logs()
     );
+
     // `terminate` signals the exited process, which is harmless, and reaps it.
     let status = app.terminate();
     assert!(status.success(), "exit status {status}");
+
     let logs = app.logs();
     assert!(
         logs.contains("Ctrl-C received"),

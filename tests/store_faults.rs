@@ -114,7 +114,7 @@ async fn store_failure_answers_503_then_recovers() {
 }
 
 #[tokio::test]
-async fn unrecordable_outcome_is_not_resent_in_a_burst() {
+async fn failed_outcome_write_sends_no_burst() {
     let (app, fault) = start_with_fault_file().await;
     let receiver = Receiver::start().await;
     receiver.script([Reply::ok().delayed(Duration::from_millis(500))]);

@@ -181,9 +181,9 @@ impl Store {
         &self.inner.dir
     }
 
-    /// False after a failed read, write or flush; true again only after a
-    /// successful flush, because sled accepts writes in memory even when the
-    /// disk is full.
+    /// False after a failed read, write or flush. It turns true again only
+    /// after a successful flush, because sled accepts writes in memory even
+    /// when the disk is full.
     pub fn is_healthy(&self) -> bool {
         self.inner.healthy.load(Ordering::Relaxed)
     }

@@ -67,8 +67,8 @@ async fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> b
     true
 }
 
-/// A loopback receiver that answers verification and records each
-/// delivery's `webhook-id`, answering 200.
+/// A loopback receiver that replies to verification challenges and records
+/// each delivery's `webhook-id`, replying 200.
 #[derive(Clone)]
 struct Receiver {
     url: String,
@@ -298,7 +298,7 @@ async fn restart_budget_delays_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn queued_events_of_deleted_subscription_fail_at_start() {
+async fn deleted_subscription_events_fail_at_start() {
     logs();
     let dir = tempfile::tempdir().unwrap();
     let config = engine_config(dir.path(), EngineSettings::default());
@@ -350,7 +350,7 @@ async fn queued_events_of_deleted_subscription_fail_at_start() {
         store.flush().await.unwrap();
     }
 
-    // sled's own file lock goes once the store's flusher task sees the store dropped.
+    // sled's own file lock is released once the store's flusher task notices the store was dropped.
     let deadline = Instant::now() + Duration::from_secs(10);
     let engine = loop {
         match Engine::start(config.clone()).await {
