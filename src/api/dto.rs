@@ -12,6 +12,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::config::LimitSettings;
 use crate::problem::ApiError;
 
 pub fn timestamp(t: &DateTime<Utc>) -> String {
@@ -43,13 +44,22 @@ impl SubscriptionInput {
     pub fn into_spec(
         self,
         allow_http: bool,
+        limits: &LimitSettings,
     ) -> Result<(SubscriptionSpec, Option<SigningSecret>), ApiError> {
         let mut errors = Vec::new();
+        let max_url = limits.max_url_length;
         let url = match self.url.as_deref() {
             None => {
                 errors.push(FieldError::new(
                     "url",
-                    "is required: an https URL of at most 2048 characters",
+                    format!("is required: an https URL of at most {max_url} characters"),
+                ));
+                None
+            }
+            Some(raw) if raw.chars().count() > max_url => {
+                errors.push(FieldError::new(
+                    "url",
+                    format!("must be at most {max_url} characters"),
                 ));
                 None
             }
@@ -87,6 +97,16 @@ impl SubscriptionInput {
                     errors.push(FieldError::new(
                         "eventTypes",
                         "must not list an event type twice",
+                    ));
+                }
+                let max_types = limits.max_event_types_per_subscription;
+                if sorted.len() > max_types {
+                    errors.push(FieldError::new(
+                        "eventTypes",
+                        format!(
+                            "must list at most {max_types} event types; got {}",
+                            sorted.len()
+                        ),
                     ));
                 }
                 sorted
