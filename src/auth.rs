@@ -181,7 +181,7 @@ impl Authenticator {
 }
 
 /// Decodes the token header and checks its `alg` before any key is used, so
-/// `alg: none` and algorithm confusion fail with a message that says so.
+/// `alg: none` and algorithm confusion fail with a message naming the algorithm.
 fn decode_header(token: &str, accepted: &[Algorithm]) -> Result<Header, ApiError> {
     let names = || {
         accepted
@@ -194,7 +194,7 @@ fn decode_header(token: &str, accepted: &[Algorithm]) -> Result<Header, ApiError
         Ok(header) => header,
         Err(error) => {
             // jsonwebtoken cannot parse a header whose alg it does not know,
-            // such as "none"; read the alg from the raw JSON to name it.
+            // such as "none", so read the alg from the raw JSON to name it.
             return Err(ApiError::InvalidToken(match raw_alg(token) {
                 Some(alg) => format!(
                     "the token's algorithm '{}' is not accepted by this service (accepted: {})",

@@ -62,7 +62,7 @@ fn sign_hs256(secret: &[u8], claims: &Value) -> String {
     .unwrap()
 }
 
-/// A token with `alg: none` and no signature.
+/// Builds a token with `alg: none` and no signature.
 fn unsigned(claims: &Value) -> String {
     let header = B64URL.encode(br#"{"alg":"none","typ":"JWT"}"#);
     let payload = B64URL.encode(claims.to_string());

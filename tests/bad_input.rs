@@ -1,4 +1,4 @@
-//! Bad input of every kind answers a 4xx problem document that names the
+//! Bad input of every kind returns a 4xx problem document that names the
 //! field or parameter, and the service keeps serving afterwards.
 
 mod common;
@@ -403,7 +403,7 @@ async fn ingest_bodies() {
     let answer = post_json(&app, "/v1/platform/events/batch", &json!(too_many)).await;
     assert_problem(&answer, 400, "", "501 events");
 
-    // A batch answers per item: bad items name their field, good ones are accepted.
+    // A batch reports per item: bad items name their field, good ones are accepted.
     let batch = json!([
         platform_event("acme", "lease.created"),
         with("resourceId", json!("zz"))

@@ -1,5 +1,5 @@
 //! Limits that protect the service: each is configurable, has a documented
-//! default, and answers a 4xx problem when exceeded.
+//! default, and returns a 4xx problem when exceeded.
 
 mod common;
 

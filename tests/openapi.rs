@@ -9,11 +9,14 @@ use std::collections::BTreeSet;
 use common::*;
 use serde_json::Value;
 
-const METHODS: [&str; 8] = ["get", "put", "post", "delete", "patch", "head", "options", "trace"];
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "patch", "head", "options", "trace",
+];
 
 fn document() -> Value {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.yaml"))
-        .expect("openapi/openapi.yaml is readable");
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.yaml"))
+            .expect("openapi/openapi.yaml is readable");
     serde_yaml::from_str(&text).expect("openapi/openapi.yaml is valid YAML")
 }
 
@@ -36,14 +39,20 @@ fn served_operations() -> BTreeSet<(String, String)> {
 #[test]
 fn every_served_route_is_documented() {
     let documented = documented_operations(&document());
-    let missing: Vec<_> = served_operations().difference(&documented).cloned().collect();
+    let missing: Vec<_> = served_operations()
+        .difference(&documented)
+        .cloned()
+        .collect();
     assert!(missing.is_empty(), "served but not documented: {missing:?}");
 }
 
 #[test]
 fn every_documented_route_is_served() {
     let documented = documented_operations(&document());
-    let extra: Vec<_> = documented.difference(&served_operations()).cloned().collect();
+    let extra: Vec<_> = documented
+        .difference(&served_operations())
+        .cloned()
+        .collect();
     assert!(extra.is_empty(), "documented but not served: {extra:?}");
 }
 
@@ -78,7 +87,10 @@ fn protected_operations_document_401() {
                 assert!(responses.contains_key("401"), "{method} {path} lacks 401");
             }
             if path.contains('{') {
-                assert!(responses.contains_key("400"), "{method} {path} lacks 400 for a malformed id");
+                assert!(
+                    responses.contains_key("400"),
+                    "{method} {path} lacks 400 for a malformed id"
+                );
                 assert!(responses.contains_key("404"), "{method} {path} lacks 404");
             }
         }

@@ -19,7 +19,7 @@ fn secret_forms(secret: &str) -> Vec<String> {
     vec![secret.to_string(), key.to_string()]
 }
 
-/// The parts of a JWT long enough to be meaningful if found.
+/// Lists the token and each of its parts long enough to be meaningful if found.
 fn token_forms(token: &str) -> Vec<String> {
     let mut forms = vec![token.to_string()];
     forms.extend(

@@ -1,5 +1,5 @@
 //! Tenancy: every operation on account A's resources with account B's token
-//! answers 404 exactly like a missing id, B's lists show none of A's items,
+//! returns 404 exactly like a missing id, B's lists show none of A's items,
 //! and ingest needs the publish scope.
 
 mod common;
@@ -57,7 +57,7 @@ async fn other_account_gets_404_everywhere() {
             .request(method.clone(), &path, Some(&token_b), body.as_ref())
             .await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {problem}");
-        // The same answer as for an id that does not exist at all.
+        // The same response as for an id that does not exist at all.
         let missing_path = template
             .replace("{sub}", &missing)
             .replace("{event}", &missing);
