@@ -507,3 +507,60 @@ async fn paths_and_queries() {
     .await;
     assert_problem(&answer, 405, "", "GET ingest");
 }
+
+/// Found by schemathesis: `null` for a non-nullable field was taken as
+/// absent, and `6.0` for an integer field was rejected.
+#[tokio::test]
+async fn nulls_rejected_integral_floats_accepted() {
+    let app = TestApp::start().await;
+    let receiver = Receiver::start().await;
+    let token = app.token("acme");
+    for (key, field) in [
+        ("description", "description"),
+        ("secret", "secret"),
+        ("retryPolicy", "retryPolicy"),
+        ("url", "url"),
+    ] {
+        let mut body = json!({"url": receiver.url, "eventTypes": ["lease.created"]});
+        body[key] = Value::Null;
+        let answer = post_json(&app, "/v1/subscriptions", &body).await;
+        assert_problem(&answer, 400, field, &format!("null {key}"));
+    }
+    let body = json!({"url": receiver.url, "eventTypes": ["lease.created"],
+        "retryPolicy": {"maxRetries": null}});
+    let answer = post_json(&app, "/v1/subscriptions", &body).await;
+    assert_problem(&answer, 400, "retryPolicy.maxRetries", "null maxRetries");
+    for key in ["timestamp", "id", "resourceType"] {
+        let mut event = platform_event("acme", "lease.created");
+        event[key] = Value::Null;
+        let answer = post_json(&app, "/v1/platform/events", &event).await;
+        assert_problem(&answer, 400, key, &format!("null {key}"));
+    }
+
+    let body = json!({"url": receiver.url, "eventTypes": ["lease.created"],
+        "retryPolicy": {"maxRetries": 6.0, "retryIntervalSeconds": 60.0, "backoffMultiplier": 2}});
+    let (status, sub) = app.post("/v1/subscriptions", &token, &body).await;
+    assert_eq!(status, StatusCode::CREATED, "{sub}");
+    assert_eq!(sub["retryPolicy"]["maxRetries"], 6);
+    assert_eq!(sub["retryPolicy"]["retryIntervalSeconds"], 60);
+    let fractional = json!({"url": format!("{}/2", receiver.url), "eventTypes": ["lease.created"],
+        "retryPolicy": {"maxRetries": 6.5}});
+    let answer = post_json(&app, "/v1/subscriptions", &fractional).await;
+    assert_problem(
+        &answer,
+        400,
+        "retryPolicy.maxRetries",
+        "fractional maxRetries",
+    );
+
+    let rotate = format!(
+        "/v1/subscriptions/{}/rotate-secret",
+        sub["id"].as_str().unwrap()
+    );
+    let (status, rotated) = app
+        .post(&rotate, &token, &json!({"gracePeriodSeconds": 306.0}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let answer = post_json(&app, &rotate, &json!({"gracePeriodSeconds": null})).await;
+    assert_problem(&answer, 400, "gracePeriodSeconds", "null grace period");
+}

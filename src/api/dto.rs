@@ -12,6 +12,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::fields::{present, present_integer};
 use crate::config::LimitSettings;
 use crate::problem::ApiError;
 
@@ -24,18 +25,26 @@ pub fn timestamp(t: &DateTime<Utc>) -> String {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SubscriptionInput {
+    #[serde(default, deserialize_with = "present")]
     pub url: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     pub event_types: Option<Vec<EventType>>,
+    #[serde(default, deserialize_with = "present")]
     pub description: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     pub retry_policy: Option<RetryPolicyInput>,
+    #[serde(default, deserialize_with = "present")]
     pub secret: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RetryPolicyInput {
+    #[serde(default, deserialize_with = "present_integer")]
     pub max_retries: Option<i64>,
+    #[serde(default, deserialize_with = "present_integer")]
     pub retry_interval_seconds: Option<i64>,
+    #[serde(default, deserialize_with = "present")]
     pub backoff_multiplier: Option<f64>,
 }
 
@@ -205,6 +214,7 @@ pub struct SubscriptionList {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RotateInput {
+    #[serde(default, deserialize_with = "present_integer")]
     pub grace_period_seconds: Option<i64>,
 }
 
@@ -315,12 +325,19 @@ pub struct EventList {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PlatformEventInput {
+    #[serde(default, deserialize_with = "present")]
     pub id: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     pub event_type: Option<EventType>,
+    #[serde(default, deserialize_with = "present")]
     pub account_id: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     pub resource_type: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     pub resource_id: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     pub timestamp: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     pub data: Option<serde_json::Value>,
 }
 
