@@ -61,6 +61,7 @@ fn request_bodies_reject_unknown_fields() {
     let document = document();
     for schema in [
         "SubscriptionInput",
+        "SubscriptionUpdateInput",
         "RetryPolicyInput",
         "RotateSecretInput",
         "PlatformEventInput",
