@@ -114,10 +114,11 @@ impl Authenticator {
     /// Checks an `Authorization` header value and returns the caller.
     pub fn authenticate(&self, header: Option<&str>) -> Result<Principal, ApiError> {
         let header = header.ok_or(ApiError::MissingToken)?;
+        // The scheme name is case-insensitive (RFC 9110, section 11.1).
         let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .map(str::trim)
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
                 ApiError::InvalidToken("the Authorization header must be 'Bearer <JWT>'".into())

@@ -348,13 +348,18 @@ async fn hs256_rejections() {
 #[tokio::test]
 async fn missing_or_malformed_header() {
     let app = TestApp::start().await;
+    let token = app.token("acme-capital");
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let (status, _, body) = call(&app, Some(&format!("{scheme} {token}"))).await;
+        assert_eq!(status, StatusCode::OK, "{scheme}: {body}");
+    }
+
     let (status, challenge, problem) = call(&app, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(challenge.starts_with("Bearer"), "{challenge}");
     assert!(!challenge.contains("error="), "{challenge}");
     assert_eq!(problem["status"], 401);
 
-    let token = app.token("acme-capital");
     for header in [
         format!("Basic {token}"),
         format!("Token {token}"),

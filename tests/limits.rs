@@ -218,3 +218,28 @@ async fn ingest_body_and_batch_size() {
         .await;
     assert_problem(status, &problem, StatusCode::PAYLOAD_TOO_LARGE, "");
 }
+
+#[tokio::test]
+async fn concurrent_creates_respect_limit() {
+    let app = limited_app().await;
+    let receiver = Receiver::start().await;
+    let token = app.token("acme");
+    let requests = (0..6).map(|i| {
+        let body = json!({"url": format!("{}/{i}", receiver.url), "eventTypes": ["lease.created"]});
+        let (app, token) = (&app, &token);
+        async move { app.post("/v1/subscriptions", token, &body).await }
+    });
+    let answers = futures_util::future::join_all(requests).await;
+    let created = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .count();
+    let limited = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CONFLICT)
+        .count();
+    assert_eq!(created, 2, "{answers:?}");
+    assert_eq!(limited, 4, "{answers:?}");
+    let (_, list) = app.get("/v1/subscriptions", &token).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 2, "{list}");
+}

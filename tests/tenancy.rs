@@ -100,6 +100,18 @@ async fn other_account_gets_404_everywhere() {
     );
     let (_, list_a) = app.get("/v1/subscriptions", &token_a).await;
     assert_eq!(list_a["data"].as_array().unwrap().len(), 1);
+
+    // B's rotate-secret did not rotate A's secret: a new delivery carries
+    // one signature, made with the original secret.
+    app.publish(&platform_event("account-a", "property.created"))
+        .await;
+    let requests = receiver.wait_for(2, Duration::from_secs(20)).await;
+    let signature = requests[1].header("webhook-signature");
+    assert_eq!(signature.split(' ').count(), 1, "{signature}");
+    assert!(verify_standard(
+        sub["secret"].as_str().unwrap(),
+        &requests[1]
+    ));
 }
 
 #[tokio::test]
