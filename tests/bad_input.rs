@@ -428,6 +428,8 @@ async fn paths_and_queries() {
         ("/v1/subscriptions/%00", "subscriptionId"),
         ("/v1/events/12345", "eventId"),
         ("/v1/events?subscriptionId=zzz", "subscriptionId"),
+        ("/v1/events?subscriptionId=%FF%FE", "subscriptionId"),
+        ("/v1/subscriptions/%FF%FE", "subscriptionId"),
         ("/v1/events?page=0", "page"),
         ("/v1/events?page=-1", "page"),
         ("/v1/events?page=abc", "page"),
