@@ -131,30 +131,7 @@ impl Authenticator {
         let data = match &self.keys {
             Keys::Single(key, _) => jsonwebtoken::decode::<Claims>(token, key, &validation),
             Keys::Jwks(set) => {
-                let kid = header.kid.ok_or_else(|| {
-                    ApiError::InvalidToken(
-                        "the token has no 'kid' to select a key from the JWKS".into(),
-                    )
-                })?;
-                let jwk = set.find(&kid).ok_or_else(|| {
-                    ApiError::InvalidToken(format!(
-                        "no key with kid '{}' is configured",
-                        truncate_claim(&kid)
-                    ))
-                })?;
-                let matches_key = matches!(
-                    (&jwk.algorithm, header.alg),
-                    (AlgorithmParameters::RSA(_), Algorithm::RS256)
-                        | (AlgorithmParameters::EllipticCurve(_), Algorithm::ES256)
-                );
-                if !matches_key {
-                    return Err(ApiError::InvalidToken(format!(
-                        "the token's algorithm '{:?}' does not match the key with kid '{kid}'",
-                        header.alg
-                    )));
-                }
-                let key = DecodingKey::from_jwk(jwk)
-                    .map_err(|e| ApiError::InvalidToken(describe(e.kind())))?;
+                let key = jwks_key(set, &header)?;
                 jsonwebtoken::decode::<Claims>(token, &key, &validation)
             }
         }
@@ -170,15 +147,39 @@ impl Authenticator {
             .collect();
         Ok(Principal { account, scopes })
     }
-}
 
-impl Authenticator {
     fn accepted_algorithms(&self) -> &[Algorithm] {
         match &self.keys {
             Keys::Single(_, algorithms) => algorithms,
             Keys::Jwks(_) => &[Algorithm::RS256, Algorithm::ES256],
         }
     }
+}
+
+/// Selects the JWKS key named by the token's `kid` and checks that its key
+/// type fits the token's algorithm.
+fn jwks_key(set: &JwkSet, header: &Header) -> Result<DecodingKey, ApiError> {
+    let kid = header.kid.as_deref().ok_or_else(|| {
+        ApiError::InvalidToken("the token has no 'kid' to select a key from the JWKS".into())
+    })?;
+    let jwk = set.find(kid).ok_or_else(|| {
+        ApiError::InvalidToken(format!(
+            "no key with kid '{}' is configured",
+            truncate_claim(kid)
+        ))
+    })?;
+    let matches_key = matches!(
+        (&jwk.algorithm, header.alg),
+        (AlgorithmParameters::RSA(_), Algorithm::RS256)
+            | (AlgorithmParameters::EllipticCurve(_), Algorithm::ES256)
+    );
+    if !matches_key {
+        return Err(ApiError::InvalidToken(format!(
+            "the token's algorithm '{:?}' does not match the key with kid '{kid}'",
+            header.alg
+        )));
+    }
+    DecodingKey::from_jwk(jwk).map_err(|e| ApiError::InvalidToken(describe(e.kind())))
 }
 
 /// Decodes the token header and checks its `alg` before any key is used, so
