@@ -1,7 +1,7 @@
 //! Secrets never leak: after creating, rotating, delivering, failing and
 //! rejecting with debug logging on, no subscription secret (neither the
-//! whsec_ value nor its base64 key) and no bearer token appears in the log,
-//! /metrics, problem bodies or event records.
+//! whsec_ value nor its base64 key), no bearer token and no JWT signing key
+//! appears in the log, /metrics, problem bodies or event records.
 
 mod common;
 
@@ -184,6 +184,8 @@ async fn secrets_and_tokens_never_leak() {
     for bearer in [&token, &publisher, &forged, &wrong_key] {
         needles.extend(token_forms(bearer));
     }
+    // The HS256 key that signs the tokens must not be logged either.
+    needles.push(TEST_JWT_SECRET.to_string());
     for (place, text) in &places {
         for needle in &needles {
             assert!(
