@@ -401,7 +401,7 @@ impl Engine {
             page: 1,
             page_size: 1,
         };
-        Ok(self.ctx.store.list_events(&probe)?.items.first().is_some())
+        Ok(!self.ctx.store.list_events(&probe)?.items.is_empty())
     }
 
     async fn ask_supervisor<T>(

@@ -263,7 +263,7 @@ impl SubscriptionState {
                     overdue += 1;
                     scale(
                         recovery_delay(overdue - 1, self.ctx.settings.recovery_spread),
-                        self.ctx.settings.time_scale.max(0.001).min(1.0).max(0.02),
+                        self.ctx.settings.time_scale.clamp(0.02, 1.0),
                     )
                 }
             };
@@ -311,12 +311,13 @@ impl SubscriptionState {
             let (id, from_queue) = if let Some(id) = self.ready.pop_front() {
                 (id, false)
             } else {
-                if self.window.is_empty() && self.backlog_in_store {
-                    if let Err(error) = self.refill_window() {
-                        tracing::error!(subscription_id = %self.sub.id, %error, "cannot load the queue; retrying in 1 s");
-                        myself.send_after(Duration::from_secs(1), || SubscriptionMsg::IdleCheck);
-                        return;
-                    }
+                if self.window.is_empty()
+                    && self.backlog_in_store
+                    && let Err(error) = self.refill_window()
+                {
+                    tracing::error!(subscription_id = %self.sub.id, %error, "cannot load the queue; retrying in 1 s");
+                    myself.send_after(Duration::from_secs(1), || SubscriptionMsg::IdleCheck);
+                    return;
                 }
                 match self.window.pop_first() {
                     Some(id) => (id, true),
@@ -518,7 +519,9 @@ impl SubscriptionState {
         }
         self.ctx
             .status_changed(Some(old), Some(SubscriptionStatus::Disabled));
-        let _ = self.router.cast(RouterMsg::Upsert(self.sub.clone()));
+        let _ = self
+            .router
+            .cast(RouterMsg::Upsert(Box::new(self.sub.clone())));
         metrics::counter!("argus_webhooks_subscriptions_disabled_total", "reason" => label)
             .increment(1);
         tracing::warn!(subscription_id = %self.sub.id, reason = %reason, "subscription disabled");
@@ -546,7 +549,9 @@ impl SubscriptionState {
             let _ = reply.send(Err(error.into()));
             return;
         }
-        let _ = self.router.cast(RouterMsg::Upsert(self.sub.clone()));
+        let _ = self
+            .router
+            .cast(RouterMsg::Upsert(Box::new(self.sub.clone())));
         let store = self.ctx.store.clone();
         let sub = self.sub.clone();
         tokio::spawn(async move {

@@ -249,7 +249,7 @@ impl SupervisorState {
             return;
         }
         self.ctx.status_changed(None, Some(sub.status));
-        let _ = self.router.cast(RouterMsg::Upsert(sub.clone()));
+        let _ = self.router.cast(RouterMsg::Upsert(Box::new(sub.clone())));
         if let Err(error) = self.start_child(myself, sub.id).await {
             tracing::error!(subscription_id = %sub.id, %error, "cannot start the subscription actor; it starts when work arrives");
         }
