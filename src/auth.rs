@@ -123,6 +123,7 @@ impl Authenticator {
             .ok_or_else(|| {
                 ApiError::InvalidToken("the Authorization header must be 'Bearer <JWT>'".into())
             })?;
+
         let header = decode_header(token, self.accepted_algorithms())?;
         // One algorithm per decode: jsonwebtoken rejects a validation whose
         // algorithms belong to another key family than the key.
@@ -136,6 +137,7 @@ impl Authenticator {
             }
         }
         .map_err(|e| ApiError::InvalidToken(describe(e.kind())))?;
+
         let account = AccountId::parse(&data.claims.account_id)
             .map_err(|m| ApiError::InvalidToken(format!("the account_id claim {m}")))?;
         let scopes = data

@@ -5,7 +5,8 @@
 
 use serde::de::{Deserialize, Deserializer, Error};
 
-/// Deserializes a field that is present, so `null` fails; use with `#[serde(default)]`.
+/// Deserializes a field that is present, so `null` fails. Pair it with
+/// `#[serde(default)]`, which makes an absent field `None`.
 pub fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
