@@ -28,7 +28,9 @@ async fn other_account_gets_404_everywhere() {
     app.wait_for_event_status(&token_a, &event_id, "Delivered", Duration::from_secs(20))
         .await;
 
-    let update = json!({"url": receiver.url, "eventTypes": ["property.updated"]});
+    // A new URL, so an update that got past the tenancy check would send a
+    // verification request.
+    let update = json!({"url": format!("{}/b", receiver.url), "eventTypes": ["property.updated"]});
     let missing = uuid::Uuid::new_v4().to_string();
     let operations: Vec<(Method, String, Option<Value>)> = vec![
         (Method::GET, "/v1/subscriptions/{sub}".into(), None),
@@ -85,7 +87,12 @@ async fn other_account_gets_404_everywhere() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(filtered["data"], json!([]), "{filtered}");
 
-    // Nothing B did changed A's subscription or event.
+    // Nothing B did changed A's subscription or event, or reached the endpoint.
+    assert_eq!(
+        receiver.verifications().len(),
+        1,
+        "only A's create verified"
+    );
     let (status, after) = app
         .get(&format!("/v1/subscriptions/{sub_id}"), &token_a)
         .await;
@@ -106,6 +113,8 @@ async fn other_account_gets_404_everywhere() {
     app.publish(&platform_event("account-a", "property.created"))
         .await;
     let requests = receiver.wait_for(2, Duration::from_secs(20)).await;
+    assert_eq!(requests.len(), 2, "B's test call sent nothing");
+    assert_eq!(requests[1].header("x-argus-event-type"), "property.created");
     let signature = requests[1].header("webhook-signature");
     assert_eq!(signature.split(' ').count(), 1, "{signature}");
     assert!(verify_standard(
