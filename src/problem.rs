@@ -188,6 +188,15 @@ impl ApiError {
                     ),
                 );
             }
+            // RFC 6750, section 3.1: a token without the needed scope.
+            ApiError::Forbidden(_) => {
+                headers.insert(
+                    WWW_AUTHENTICATE,
+                    HeaderValue::from_static(
+                        "Bearer realm=\"argus-webhooks\", error=\"insufficient_scope\"",
+                    ),
+                );
+            }
             ApiError::MethodNotAllowed(allowed) => {
                 if let Ok(value) = HeaderValue::from_str(&allowed.join(", ")) {
                     headers.insert("allow", value);

@@ -128,8 +128,24 @@ async fn ingest_requires_publish_scope() {
     let app = TestApp::start().await;
     let token = app.token("account-a");
     let event = platform_event("account-a", "property.created");
-    let (status, problem) = app.post("/v1/platform/events", &token, &event).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+    let response = app
+        .client
+        .post(format!("{}/v1/platform/events", app.base))
+        .bearer_auth(&token)
+        .json(&event)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 403);
+    let challenge = response.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        challenge.contains(r#"error="insufficient_scope""#),
+        "{challenge}"
+    );
+    let problem: Value = response.json().await.unwrap();
     assert!(
         problem["detail"]
             .as_str()
