@@ -80,7 +80,9 @@ impl Authenticator {
             } else if let Ok(key) = DecodingKey::from_ec_pem(&pem) {
                 Keys::Single(key, vec![Algorithm::ES256])
             } else {
-                bail!("auth.public_key_file holds neither an RSA nor an EC public key in PEM form");
+                bail!(
+                    "auth.public_key_file contains neither an RSA nor an EC public key in PEM form; check the file"
+                );
             }
         } else {
             let secret = hs256_secret(settings, data_dir)?;

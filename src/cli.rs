@@ -30,7 +30,7 @@ pub enum Command {
     Token(TokenArgs),
     /// Send platform events from a JSON or JSON Lines file to the ingest endpoint.
     Publish(PublishArgs),
-    /// Run a local receiver that answers verification, checks signatures and prints events.
+    /// Run a local receiver that responds to verification, checks signatures and prints events.
     Listen(ListenArgs),
 }
 

@@ -1,5 +1,5 @@
 //! The one API error type and its mapping to RFC 9457 problem responses.
-//! 4xx bodies say what was wrong and what is accepted; 5xx bodies are opaque
+//! 4xx bodies state what was wrong and what is accepted; 5xx bodies are opaque
 //! and the cause is logged.
 
 use argus_webhooks_actors::{EngineError, FieldError};
@@ -126,7 +126,7 @@ impl ApiError {
                 "Send the body as 'Content-Type: application/json'.".into()
             }
             ApiError::VerificationFailed(reason) => format!(
-                "The endpoint did not pass verification: {reason}. It must answer the signed webhook.verification request with a 2xx status and a body that is the challenge or {{\"challenge\": \"<challenge>\"}}."
+                "The endpoint did not pass verification: {reason}. It must respond to the signed webhook.verification request with a 2xx status and a body that is the challenge or {{\"challenge\": \"<challenge>\"}}."
             ),
             ApiError::Unavailable(_) => {
                 "The service cannot store data right now. Retry the request later.".into()

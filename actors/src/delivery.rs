@@ -30,7 +30,7 @@ pub struct DeliveryConfig {
     /// PEM certificates trusted beside the system roots.
     pub extra_root_certificates: Vec<Vec<u8>>,
     /// Fixed DNS answers by host name. Each lookup takes the next list and the
-    /// last list repeats, so a test can answer differently at validation and
+    /// last list repeats, so a test can return different addresses at validation and
     /// at connect time.
     pub dns_overrides: HashMap<String, Vec<Vec<IpAddr>>>,
     /// Resolve host names only from `dns_overrides` (and `localhost`), never
@@ -54,7 +54,7 @@ impl Default for DeliveryConfig {
     }
 }
 
-/// How an attempt ended, as the label of the attempts metric.
+/// Result class of an attempt, used as the label of the attempts metric.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ResultClass {
     Success,
@@ -82,7 +82,7 @@ impl ResultClass {
     }
 }
 
-/// What one attempt observed. A failed attempt is data, not an error.
+/// Observations of one attempt. A failed attempt is data, not an error.
 #[derive(Clone, Debug)]
 pub struct AttemptReport {
     pub class: ResultClass,
@@ -90,7 +90,7 @@ pub struct AttemptReport {
     pub duration: Duration,
     pub error: Option<String>,
     pub body: Option<String>,
-    /// The `Retry-After` of a 429 or 503 answer.
+    /// The `Retry-After` of a 429 or 503 response.
     pub retry_after: Option<Duration>,
 }
 
@@ -397,7 +397,7 @@ impl DeliveryClient {
     }
 
     /// Sends the verification challenge, signed with each of `secrets`, and
-    /// checks the answer: a 2xx whose body is the challenge itself or a JSON
+    /// checks the response: a 2xx whose body is the challenge itself or a JSON
     /// object with that `challenge`.
     pub async fn verify_endpoint(
         &self,
@@ -439,7 +439,7 @@ impl DeliveryClient {
             return Ok(());
         }
         Err(VerifyError::Failed(format!(
-            "the endpoint answered {} but its body is neither the challenge nor a JSON object whose \"challenge\" equals it",
+            "the endpoint responded with {} but its body is neither the challenge nor a JSON object whose \"challenge\" equals it",
             report.status.unwrap_or_default()
         )))
     }

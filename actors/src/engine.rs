@@ -1,7 +1,6 @@
-//! The engine's public handle. The service crate calls these methods; each
-//! mutation becomes an actor message and waits for the actor's reply, and
-//! reads query the store directly because every actor persists a change
-//! before it replies.
+//! The engine's public handle, which the service crate calls. Each mutation
+//! becomes an actor message and waits for the actor's reply. Reads query the
+//! store directly, because every actor persists a change before it replies.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -18,8 +18,8 @@ impl FieldError {
     }
 }
 
-/// Why an engine operation did not complete. Each variant maps to one HTTP
-/// status in the service crate.
+/// Failure of an engine operation. Each variant maps to one HTTP status in
+/// the service crate.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("{0} not found")]

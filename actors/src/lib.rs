@@ -1,4 +1,4 @@
-//! The delivery engine of argus-webhooks. It knows nothing about serving HTTP.
+//! The delivery engine of argus-webhooks. It contains no HTTP serving code.
 //!
 //! - [`model`]: validated domain types (ids, event types, URLs, secrets, records).
 //! - [`store`]: the sled store with its indexes and group-commit flush.

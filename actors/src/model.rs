@@ -182,7 +182,7 @@ impl EventType {
         Self::ALL.get(code as usize).copied()
     }
 
-    /// The accepted values, for error messages.
+    /// Returns the accepted values, for error messages.
     pub fn accepted_values() -> String {
         Self::ALL.map(|t| t.as_str()).join(", ")
     }
@@ -485,14 +485,15 @@ impl EndpointUrl {
         &self.0
     }
 
-    /// The WHATWG-normalised form (lower-case host, default port dropped,
+    /// Returns the WHATWG-normalised form (lower-case host, default port dropped,
     /// IP literals in canonical form), for comparing two URLs.
     pub fn normalized(&self) -> String {
         self.to_url().to_string()
     }
 
     pub fn to_url(&self) -> url::Url {
-        url::Url::parse(&self.0).expect("an EndpointUrl always holds a parsed URL")
+        url::Url::parse(&self.0)
+            .expect("an EndpointUrl contains a URL that was parsed when it was created")
     }
 }
 
@@ -550,7 +551,7 @@ impl SigningSecret {
         &self.key
     }
 
-    /// The secret in its `whsec_` form, for the create and rotate responses only.
+    /// Returns the secret in its `whsec_` form, for the create and rotate responses only.
     pub fn expose(&self) -> String {
         format!("{}{}", Self::PREFIX, BASE64.encode(&self.key))
     }
@@ -610,7 +611,7 @@ impl Subscription {
         EventTypeSet::of(&self.event_types)
     }
 
-    /// The secrets that sign a request sent at `now`: the current one, and the
+    /// Returns the secrets that sign a request sent at `now`: the current one, and the
     /// previous one while its grace period lasts.
     pub fn signing_secrets(&self, now: DateTime<Utc>) -> Vec<SigningSecret> {
         let mut secrets = vec![self.secret.clone()];

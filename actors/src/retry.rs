@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use crate::model::RetryPolicy;
 
-/// Longest postponement a `Retry-After` header may cause.
+/// Maximum postponement a `Retry-After` header may cause.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// Returns the delay before retry `k` (1-based): `interval × multiplier^(k−1)`,

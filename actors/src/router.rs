@@ -1,5 +1,5 @@
 //! The router turns each platform event into one stored event per matching
-//! subscription that is not Disabled, and tells those subscriptions once the
+//! subscription that is not Disabled, and notifies those subscriptions once the
 //! batch is durable. It de-duplicates by platform event id, so a repeated
 //! ingest returns the original result and creates nothing.
 
@@ -250,7 +250,7 @@ impl RouterState {
     }
 }
 
-/// Flushes written batches in groups, then tells the subscriptions and
+/// Flushes written batches in groups, then notifies the subscriptions and
 /// replies, in the order the batches were written.
 async fn run_commits(
     ctx: Arc<Context>,

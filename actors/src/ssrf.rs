@@ -1,4 +1,4 @@
-//! Which addresses deliveries may connect to. Every address a URL names or
+//! The address policy of deliveries. Every address a URL names or
 //! resolves to is classified here, both when the URL is accepted and again at
 //! connect time.
 

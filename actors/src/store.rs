@@ -95,7 +95,7 @@ pub struct IngestRecord {
     pub accepted_at: DateTime<Utc>,
 }
 
-/// How an event write changes the delivery queues.
+/// Change to the delivery queues that comes with an event write.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum QueueChange {
     /// Leave queue entries as they are.
@@ -791,7 +791,7 @@ fn with_id(prefix: &[u8], id: EventId) -> Vec<u8> {
     key
 }
 
-/// The first key after every key that starts with `prefix`.
+/// Returns the first key after every key that starts with `prefix`.
 fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
     end.extend_from_slice(&[0xff; 17]);

@@ -484,8 +484,8 @@ impl SubscriptionState {
             QueueChange::Finish
         } else if report.status == Some(410) {
             event.status = EventStatus::Failed;
-            event.status_reason = Some("the endpoint answered 410 Gone".into());
-            disable_reason = Some(("gone", "the endpoint answered 410 Gone".to_string()));
+            event.status_reason = Some("the endpoint responded with 410 Gone".into());
+            disable_reason = Some(("gone", "the endpoint responded with 410 Gone".to_string()));
             QueueChange::Finish
         } else if let Some(delay) = self.next_retry_delay(&event, &report) {
             let next_at = now + chrono::Duration::from_std(delay).unwrap_or_default();
@@ -499,7 +499,7 @@ impl SubscriptionState {
             event.status_reason = Some(format!(
                 "delivery failed after {} attempts: {}",
                 event.round_attempts,
-                report.error.as_deref().unwrap_or("no 2xx answer")
+                report.error.as_deref().unwrap_or("no 2xx response")
             ));
             if self.note_event_outcome(false) {
                 let threshold = self.ctx.settings.disable_after_failed_events;
@@ -559,7 +559,7 @@ impl SubscriptionState {
                 response_time_ms: elapsed,
                 success: false,
                 error_message: Some(
-                    "interrupted: the service shut down before the endpoint answered; the event is sent again after restart".into(),
+                    "interrupted: the service shut down before the endpoint responded; the event is sent again after restart".into(),
                 ),
                 response_body: None,
             });
@@ -644,7 +644,7 @@ impl SubscriptionState {
         });
     }
 
-    /// Stores `candidate`, and only then makes it the actor's state, tells
+    /// Stores `candidate`, and only then makes it the actor's state, updates
     /// the router and replies once the change is on disk. When the store
     /// rejects the write, the actor keeps its previous state and the caller
     /// gets the error. Returns true when the change was stored.

@@ -21,7 +21,7 @@ pub enum SupervisorMsg {
     Forward(SubscriptionId, SubscriptionMsg),
     Create(Subscription, Reply<Subscription>),
     Delete(SubscriptionId, Reply<()>),
-    /// An idle actor asks to stop; `received` is how many forwarded messages it handled.
+    /// Sent by an idle actor that requests to stop. `received` counts the forwarded messages it handled.
     IdleStop {
         id: SubscriptionId,
         received: u64,
@@ -431,7 +431,7 @@ pub(crate) fn check_conflict<'a>(
     Ok(())
 }
 
-/// Answers a message's caller with `error` when the message cannot be delivered.
+/// Replies to a message's caller with `error` when the message cannot be delivered.
 fn reject(msg: SubscriptionMsg, error: EngineError) {
     match msg {
         SubscriptionMsg::Pause(reply)

@@ -188,7 +188,7 @@ pub struct SubscriptionView {
 }
 
 impl SubscriptionView {
-    /// The public view; `with_secret` adds the secret for create and rotate only.
+    /// Builds the public view; `with_secret` adds the secret for create and rotate only.
     pub fn new(sub: &Subscription, with_secret: bool) -> Self {
         Self {
             id: sub.id.to_string(),

@@ -117,7 +117,7 @@ const ROUTES: &[(Method, &str, RouteId)] = &[
     (Method::GET, "/metrics", RouteId::Metrics),
 ];
 
-/// The served routes as (method, template), for the OpenAPI coverage test.
+/// Returns the served routes as (method, template), for the OpenAPI coverage test.
 pub fn route_table() -> Vec<(String, String)> {
     ROUTES
         .iter()
@@ -135,7 +135,7 @@ pub struct Request {
 
 type BodyStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, warp::Error>> + Send>>;
 
-/// The warp filter that serves the whole API.
+/// Builds the warp filter that serves the whole API.
 pub fn routes(
     state: Arc<AppState>,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {

@@ -14,7 +14,7 @@ use super::{AppState, Request, json};
 use crate::auth::Principal;
 use crate::problem::ApiError;
 
-/// Longest grace period a rotation may keep the old secret, in seconds (7 days).
+/// Maximum grace period, in seconds (7 days), for which a rotation keeps the old secret.
 const MAX_GRACE_SECONDS: i64 = 7 * 86_400;
 const DEFAULT_GRACE_SECONDS: i64 = 86_400;
 

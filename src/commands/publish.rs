@@ -67,7 +67,7 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<()> {
         if !status.is_success() {
             progress.abandon();
             bail!(
-                "the service answered {status}: {}",
+                "the service responded with {status}: {}",
                 body.get("detail").and_then(Value::as_str).unwrap_or("")
             );
         }
