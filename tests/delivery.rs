@@ -218,3 +218,60 @@ async fn pause_queues_and_resume_keeps_order() {
     assert!(all_delivered, "all 20 events end Delivered");
     assert_eq!(receiver.count(), 20, "no duplicates");
 }
+
+#[tokio::test]
+async fn hanging_endpoint_blocks_nothing() {
+    let mut config = AppConfig::default();
+    config.set("delivery", "total_timeout_seconds", "30");
+    let app = TestApp::start_with(config).await;
+    let token = app.token("acme-capital");
+    let hanging = Receiver::start().await;
+    hanging.set_default(Reply::ok().delayed(Duration::from_secs(25)));
+    let stuck = app
+        .create_subscription(&token, &hanging.url, &["lease.created"], None)
+        .await;
+    let stuck_path = format!("/v1/subscriptions/{}", id_of(&stuck));
+    let (healthy, _) = subscribe(&app, &token, &["lease.updated"], None).await;
+
+    let stuck_event = publish_one(&app, "acme-capital", "lease.created").await;
+    hanging.wait_for(1, WAIT).await;
+
+    let quick = Duration::from_secs(3);
+    for action in ["pause", "resume"] {
+        let started = std::time::Instant::now();
+        let (status, body) = app.post_empty(&format!("{stuck_path}/{action}"), &token).await;
+        assert_eq!(status, StatusCode::OK, "{action}: {body}");
+        assert!(started.elapsed() < quick, "{action} took {:?} while an attempt hangs", started.elapsed());
+    }
+    let started = std::time::Instant::now();
+    let healthy_event = publish_one(&app, "acme-capital", "lease.updated").await;
+    healthy.wait_for(1, WAIT).await;
+    app.wait_for_event_status(&token, &healthy_event, "Delivered", WAIT).await;
+    assert!(started.elapsed() < Duration::from_secs(10), "another subscription is not delayed");
+
+    let started = std::time::Instant::now();
+    let (status, _) = app.delete(&stuck_path, &token).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(started.elapsed() < quick, "delete took {:?} while an attempt hangs", started.elapsed());
+    let event = app.wait_for_event_status(&token, &stuck_event, "Failed", WAIT).await;
+    assert!(event["statusReason"].as_str().is_some_and(|r| r.contains("deleted")), "{event}");
+}
+
+#[tokio::test]
+async fn retry_after_postpones_the_retry() {
+    let app = TestApp::start().await;
+    let token = app.token("acme-capital");
+    let receiver = Receiver::start().await;
+    // The schedule says 10 s and the header 60 s: 0.1 s and 0.6 s at time scale 0.01.
+    receiver.script([Reply::status(503).header("retry-after", "60")]);
+    let policy = json!({"maxRetries": 2, "retryIntervalSeconds": 10, "backoffMultiplier": 1.0});
+    app.create_subscription(&token, &receiver.url, &["cashflow.updated"], Some(policy))
+        .await;
+    let event_id = publish_one(&app, "acme-capital", "cashflow.updated").await;
+
+    app.wait_for_event_status(&token, &event_id, "Delivered", WAIT).await;
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 2);
+    let gap = (requests[1].at - requests[0].at).as_secs_f64();
+    assert!(gap >= 0.55, "the retry waited {gap:.3} s, less than Retry-After");
+}
