@@ -56,7 +56,11 @@ async fn list_filters_and_paginates() {
         "property.created",
     ];
     let created = publish_many(&app, "acme-capital", &types).await;
-    assert_eq!(created.len(), 7, "5 for the first subscription, 2 for the second");
+    assert_eq!(
+        created.len(),
+        7,
+        "5 for the first subscription, 2 for the second"
+    );
     // Another account's events never count.
     let harbor = app.token("harbor-reit");
     subscribe(&app, &harbor, &["property.created"], None).await;
@@ -64,19 +68,35 @@ async fn list_filters_and_paginates() {
 
     for id in &created {
         let event = app.event(&token, id).await;
-        let expected = if event["subscriptionId"] == delivered_id.as_str() { "Delivered" } else { "Failed" };
-        app.wait_for_event_status(&token, id, expected, Duration::from_secs(30)).await;
+        let expected = if event["subscriptionId"] == delivered_id.as_str() {
+            "Delivered"
+        } else {
+            "Failed"
+        };
+        app.wait_for_event_status(&token, id, expected, Duration::from_secs(30))
+            .await;
     }
 
     let (status, all) = app.get("/v1/events", &token).await;
     assert_eq!(status, StatusCode::OK, "{all}");
-    assert_eq!(all["pagination"], json!({"page": 1, "pageSize": 25, "totalItems": 7, "totalPages": 1}));
+    assert_eq!(
+        all["pagination"],
+        json!({"page": 1, "pageSize": 25, "totalItems": 7, "totalPages": 1})
+    );
     let listed = ids(&all);
     let mut newest_first = created.clone();
     newest_first.reverse();
     assert_eq!(listed, newest_first, "newest first");
-    let times: Vec<_> = all["data"].as_array().unwrap().iter().map(created_at).collect();
-    assert!(times.windows(2).all(|w| w[0] >= w[1]), "createdAt descending: {times:?}");
+    let times: Vec<_> = all["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(created_at)
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] >= w[1]),
+        "createdAt descending: {times:?}"
+    );
 
     let count = |query: &str| {
         let app = &app;
@@ -86,7 +106,11 @@ async fn list_filters_and_paginates() {
             let (status, list) = app.get(&format!("/v1/events?{query}"), token).await;
             assert_eq!(status, StatusCode::OK, "{query}: {list}");
             let total = list["pagination"]["totalItems"].as_u64().unwrap();
-            assert_eq!(total as usize, ids(&list).len(), "{query}: totals match the page");
+            assert_eq!(
+                total as usize,
+                ids(&list).len(),
+                "{query}: totals match the page"
+            );
             (total, list)
         }
     };
@@ -97,17 +121,38 @@ async fn list_filters_and_paginates() {
     assert_eq!(count("eventType=tenant.created").await.0, 0);
     let (failed_total, failed_list) = count("status=Failed").await;
     assert_eq!(failed_total, 2);
-    assert!(failed_list["data"].as_array().unwrap().iter().all(|e| e["subscriptionId"] == failed_id.as_str()));
+    assert!(
+        failed_list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["subscriptionId"] == failed_id.as_str())
+    );
     assert_eq!(count("status=Delivered").await.0, 5);
     assert_eq!(count("status=Pending").await.0, 0);
-    assert_eq!(count(&format!("status=Delivered&eventType=lease.created&subscriptionId={delivered_id}")).await.0, 2);
+    assert_eq!(
+        count(&format!(
+            "status=Delivered&eventType=lease.created&subscriptionId={delivered_id}"
+        ))
+        .await
+        .0,
+        2
+    );
 
     // from and to are inclusive bounds on createdAt.
     let data = all["data"].as_array().unwrap();
     let (to, from) = (created_at(&data[1]), created_at(&data[5]));
     let expected = times.iter().filter(|t| **t >= from && **t <= to).count() as u64;
-    let stamp = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true).replace('+', "%2B");
-    assert_eq!(count(&format!("from={}&to={}", stamp(from), stamp(to))).await.0, expected);
+    let stamp = |t: DateTime<Utc>| {
+        t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            .replace('+', "%2B")
+    };
+    assert_eq!(
+        count(&format!("from={}&to={}", stamp(from), stamp(to)))
+            .await
+            .0,
+        expected
+    );
     let later = times.iter().filter(|t| **t >= from).count() as u64;
     assert_eq!(count(&format!("from={}", stamp(from))).await.0, later);
     let earlier = times.iter().filter(|t| **t <= to).count() as u64;
@@ -117,9 +162,14 @@ async fn list_filters_and_paginates() {
     // Pages of 3: 3 + 3 + 1, each id once.
     let mut seen = Vec::new();
     for (page, size) in [(1, 3), (2, 3), (3, 1)] {
-        let (status, list) = app.get(&format!("/v1/events?page={page}&pageSize=3"), &token).await;
+        let (status, list) = app
+            .get(&format!("/v1/events?page={page}&pageSize=3"), &token)
+            .await;
         assert_eq!(status, StatusCode::OK);
-        assert_eq!(list["pagination"], json!({"page": page, "pageSize": 3, "totalItems": 7, "totalPages": 3}));
+        assert_eq!(
+            list["pagination"],
+            json!({"page": page, "pageSize": 3, "totalItems": 7, "totalPages": 3})
+        );
         assert_eq!(ids(&list).len(), size, "page {page}");
         seen.extend(ids(&list));
     }
@@ -158,7 +208,11 @@ async fn list_rejects_invalid_queries() {
     }
     let (status, problem) = app.get("/v1/events?page=0&pageSize=101", &token).await;
     assert_problem(status, &problem, 400);
-    assert_eq!(error_fields(&problem), vec!["page", "pageSize"], "every invalid field is named");
+    assert_eq!(
+        error_fields(&problem),
+        vec!["page", "pageSize"],
+        "every invalid field is named"
+    );
 }
 
 #[tokio::test]
@@ -201,7 +255,12 @@ async fn get_event_shows_payload_and_attempts() {
     assert_eq!(first["attemptNumber"], 1);
     assert_eq!(first["responseCode"], 500);
     assert_eq!(first["success"], false);
-    assert!(first["errorMessage"].as_str().is_some_and(|m| !m.is_empty()), "{first}");
+    assert!(
+        first["errorMessage"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{first}"
+    );
     assert!(first["responseTime"].is_u64());
     assert_eq!(second["attemptNumber"], 2);
     assert_eq!(second["responseCode"], 200);
@@ -228,20 +287,38 @@ async fn retry_redelivers_finished_events() {
     let sub = app
         .create_subscription(&token, &receiver.url, &["lease.expired"], Some(no_retries))
         .await;
-    let result = app.publish(&platform_event("acme-capital", "lease.expired")).await;
+    let result = app
+        .publish(&platform_event("acme-capital", "lease.expired"))
+        .await;
     let event_id = result["events"][0]["id"].as_str().unwrap().to_string();
-    app.wait_for_event_status(&token, &event_id, "Failed", Duration::from_secs(30)).await;
+    app.wait_for_event_status(&token, &event_id, "Failed", Duration::from_secs(30))
+        .await;
 
     let retry_path = format!("/v1/events/{event_id}/retry");
     let (status, body) = app.post_empty(&retry_path, &token).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "retry of a Failed event: {body}");
+    assert_eq!(
+        status,
+        StatusCode::ACCEPTED,
+        "retry of a Failed event: {body}"
+    );
     assert_eq!(body["id"], event_id.as_str());
-    let event = app.wait_for_event_status(&token, &event_id, "Delivered", Duration::from_secs(30)).await;
-    let numbers: Vec<_> = event["deliveryAttempts"].as_array().unwrap().iter().map(|a| a["attemptNumber"].clone()).collect();
+    let event = app
+        .wait_for_event_status(&token, &event_id, "Delivered", Duration::from_secs(30))
+        .await;
+    let numbers: Vec<_> = event["deliveryAttempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["attemptNumber"].clone())
+        .collect();
     assert_eq!(numbers, vec![json!(1), json!(2)]);
 
     let (status, body) = app.post_empty(&retry_path, &token).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "retry of a Delivered event: {body}");
+    assert_eq!(
+        status,
+        StatusCode::ACCEPTED,
+        "retry of a Delivered event: {body}"
+    );
     receiver.wait_for(3, Duration::from_secs(30)).await;
     let recorded = wait_until(Duration::from_secs(30), || async {
         let event = app.event(&token, &event_id).await;
@@ -249,21 +326,42 @@ async fn retry_redelivers_finished_events() {
     })
     .await;
     let event = app.event(&token, &event_id).await;
-    assert!(recorded, "the third attempt is recorded as delivered: {event}");
-    let numbers: Vec<_> = event["deliveryAttempts"].as_array().unwrap().iter().map(|a| a["attemptNumber"].clone()).collect();
-    assert_eq!(numbers, vec![json!(1), json!(2), json!(3)], "attempt numbers continue");
+    assert!(
+        recorded,
+        "the third attempt is recorded as delivered: {event}"
+    );
+    let numbers: Vec<_> = event["deliveryAttempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["attemptNumber"].clone())
+        .collect();
+    assert_eq!(
+        numbers,
+        vec![json!(1), json!(2), json!(3)],
+        "attempt numbers continue"
+    );
     assert_eq!(event["status"], "Delivered");
 
     let requests = receiver.requests();
     assert_eq!(requests.len(), 3);
-    let webhook_ids: HashSet<_> = requests.iter().map(|r| r.header("webhook-id").to_string()).collect();
-    assert_eq!(webhook_ids, HashSet::from([event_id.clone()]), "one webhook-id across retries");
+    let webhook_ids: HashSet<_> = requests
+        .iter()
+        .map(|r| r.header("webhook-id").to_string())
+        .collect();
+    assert_eq!(
+        webhook_ids,
+        HashSet::from([event_id.clone()]),
+        "one webhook-id across retries"
+    );
     let secret = sub["secret"].as_str().unwrap();
     assert!(requests.iter().all(|r| verify_standard(secret, r)));
     let bodies: HashSet<_> = requests.iter().map(|r| r.body.clone()).collect();
     assert_eq!(bodies.len(), 1, "the same bytes on every attempt");
 
-    let (status, problem) = app.post_empty(&format!("/v1/events/{MISSING_ID}/retry"), &token).await;
+    let (status, problem) = app
+        .post_empty(&format!("/v1/events/{MISSING_ID}/retry"), &token)
+        .await;
     assert_problem(status, &problem, 404);
     let (status, problem) = app.post_empty("/v1/events/nope/retry", &token).await;
     assert_problem(status, &problem, 400);
@@ -276,24 +374,46 @@ async fn retry_conflicts_while_unfinished() {
 
     // Pending: the subscription is paused.
     let (_paused_receiver, paused) = subscribe(&app, &token, &["report.completed"], None).await;
-    let (status, _) = app.post_empty(&format!("/v1/subscriptions/{}/pause", id_of(&paused)), &token).await;
+    let (status, _) = app
+        .post_empty(
+            &format!("/v1/subscriptions/{}/pause", id_of(&paused)),
+            &token,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
-    let result = app.publish(&platform_event("acme-capital", "report.completed")).await;
+    let result = app
+        .publish(&platform_event("acme-capital", "report.completed"))
+        .await;
     let pending_id = result["events"][0]["id"].as_str().unwrap().to_string();
     assert_eq!(app.event(&token, &pending_id).await["status"], "Pending");
-    let (status, problem) = app.post_empty(&format!("/v1/events/{pending_id}/retry"), &token).await;
+    let (status, problem) = app
+        .post_empty(&format!("/v1/events/{pending_id}/retry"), &token)
+        .await;
     assert_problem(status, &problem, 409);
 
     // Retrying: the next attempt is an hour away (36 s at the test time scale).
     let failing = Receiver::start().await;
     failing.set_default(Reply::status(503));
     let slow = json!({"maxRetries": 1, "retryIntervalSeconds": 3600, "backoffMultiplier": 1.0});
-    app.create_subscription(&token, &failing.url, &["report.failed"], Some(slow)).await;
-    let result = app.publish(&platform_event("acme-capital", "report.failed")).await;
+    app.create_subscription(&token, &failing.url, &["report.failed"], Some(slow))
+        .await;
+    let result = app
+        .publish(&platform_event("acme-capital", "report.failed"))
+        .await;
     let retrying_id = result["events"][0]["id"].as_str().unwrap().to_string();
-    let event = app.wait_for_event_status(&token, &retrying_id, "Retrying", Duration::from_secs(30)).await;
+    let event = app
+        .wait_for_event_status(&token, &retrying_id, "Retrying", Duration::from_secs(30))
+        .await;
     assert!(event["nextAttemptAt"].is_string(), "{event}");
-    let (status, problem) = app.post_empty(&format!("/v1/events/{retrying_id}/retry"), &token).await;
+    let (status, problem) = app
+        .post_empty(&format!("/v1/events/{retrying_id}/retry"), &token)
+        .await;
     assert_problem(status, &problem, 409);
-    assert_eq!(app.event(&token, &retrying_id).await["deliveryAttempts"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        app.event(&token, &retrying_id).await["deliveryAttempts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }

@@ -18,7 +18,8 @@ use core_support::*;
 async fn ingest_fans_out_and_is_idempotent() {
     let app = TestApp::start().await;
     let acme = app.token("acme-capital");
-    let (first, first_sub) = subscribe(&app, &acme, &["lease.created", "lease.updated"], None).await;
+    let (first, first_sub) =
+        subscribe(&app, &acme, &["lease.created", "lease.updated"], None).await;
     let (second, second_sub) = subscribe(&app, &acme, &["lease.created"], None).await;
     let (other, _) = subscribe(&app, &acme, &["tenant.created"], None).await;
     let publisher = app.publisher_token();
@@ -42,7 +43,10 @@ async fn ingest_fans_out_and_is_idempotent() {
     for created in result["events"].as_array().unwrap() {
         let stored = app.event(&acme, created["id"].as_str().unwrap()).await;
         assert_eq!(stored["subscriptionId"], created["subscriptionId"]);
-        assert_eq!(stored["payload"]["eventId"], event["id"], "payload.eventId is the platform id");
+        assert_eq!(
+            stored["payload"]["eventId"], event["id"],
+            "payload.eventId is the platform id"
+        );
     }
 
     let (status, again) = app.post("/v1/platform/events", &publisher, &event).await;
@@ -63,7 +67,9 @@ async fn ingest_fans_out_and_is_idempotent() {
     let mut anonymous = platform_event("northwind-properties", "report.completed");
     anonymous.as_object_mut().unwrap().remove("id");
     anonymous.as_object_mut().unwrap().remove("timestamp");
-    let (status, result) = app.post("/v1/platform/events", &publisher, &anonymous).await;
+    let (status, result) = app
+        .post("/v1/platform/events", &publisher, &anonymous)
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{result}");
     assert!(uuid::Uuid::parse_str(result["eventId"].as_str().unwrap()).is_ok());
     assert_eq!(result["deliveries"], 0);
@@ -106,12 +112,17 @@ async fn ingest_rejects_invalid_events() {
         let (status, problem) = app.post("/v1/platform/events", &publisher, &event).await;
         assert_problem(status, &problem, 400);
         if !field.is_empty() {
-            assert!(error_fields(&problem).iter().any(|f| f == field), "{field} for {event}: {problem}");
+            assert!(
+                error_fields(&problem).iter().any(|f| f == field),
+                "{field} for {event}: {problem}"
+            );
         }
     }
 
     let oversized = with("data", json!({"blob": "x".repeat(300 * 1024)}));
-    let (status, problem) = app.post("/v1/platform/events", &publisher, &oversized).await;
+    let (status, problem) = app
+        .post("/v1/platform/events", &publisher, &oversized)
+        .await;
     assert_problem(status, &problem, 413);
 
     let response = app
@@ -125,9 +136,18 @@ async fn ingest_rejects_invalid_events() {
         .unwrap();
     assert_eq!(response.status().as_u16(), 415);
 
-    let (status, problem) = app.post("/v1/platform/events", &app.token("acme-capital"), &valid).await;
+    let (status, problem) = app
+        .post("/v1/platform/events", &app.token("acme-capital"), &valid)
+        .await;
     assert_problem(status, &problem, 403);
-    let (status, headers, problem) = send_raw(&app, Method::POST, "/v1/platform/events", None, Some(&valid)).await;
+    let (status, headers, problem) = send_raw(
+        &app,
+        Method::POST,
+        "/v1/platform/events",
+        None,
+        Some(&valid),
+    )
+    .await;
     assert_problem(status, &problem, 401);
     assert!(headers.get("www-authenticate").is_some());
 
@@ -150,33 +170,60 @@ async fn batch_answers_per_item() {
     let mut invalid = platform_event("acme-capital", "valuation.created");
     invalid["resourceId"] = json!("nope");
     let batch = json!([first, second, invalid, second]);
-    let (status, body) = app.post("/v1/platform/events/batch", &publisher, &batch).await;
+    let (status, body) = app
+        .post("/v1/platform/events/batch", &publisher, &batch)
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["accepted"], 1, "{body}");
     assert_eq!(body["duplicates"], 2, "{body}");
     assert_eq!(body["rejected"], 1, "{body}");
     let results = body["results"].as_array().unwrap();
     let statuses: Vec<_> = results.iter().map(|r| r["status"].clone()).collect();
-    assert_eq!(statuses, vec![json!(200), json!(202), json!(400), json!(200)]);
+    assert_eq!(
+        statuses,
+        vec![json!(200), json!(202), json!(400), json!(200)]
+    );
     let indexes: Vec<_> = results.iter().map(|r| r["index"].clone()).collect();
     assert_eq!(indexes, vec![json!(0), json!(1), json!(2), json!(3)]);
     assert_eq!(results[1]["deliveries"], 1);
-    assert_eq!(results[3]["events"], results[1]["events"], "a repeat within the batch has the same result");
-    assert!(error_fields(&results[2]["problem"]).contains(&"resourceId".to_string()), "{}", results[2]);
+    assert_eq!(
+        results[3]["events"], results[1]["events"],
+        "a repeat within the batch has the same result"
+    );
+    assert!(
+        error_fields(&results[2]["problem"]).contains(&"resourceId".to_string()),
+        "{}",
+        results[2]
+    );
 
     receiver.wait_for(2, Duration::from_secs(30)).await;
-    let extra = wait_until(Duration::from_millis(300), || async { receiver.count() > 2 }).await;
+    let extra = wait_until(Duration::from_millis(300), || async {
+        receiver.count() > 2
+    })
+    .await;
     assert!(!extra, "each event delivered once");
 
-    for bad in [json!([]), json!({"id": "x"}), Value::Array(vec![platform_event("acme-capital", "lease.created"); 501])] {
-        let (status, problem) = app.post("/v1/platform/events/batch", &publisher, &bad).await;
+    for bad in [
+        json!([]),
+        json!({"id": "x"}),
+        Value::Array(vec![platform_event("acme-capital", "lease.created"); 501]),
+    ] {
+        let (status, problem) = app
+            .post("/v1/platform/events/batch", &publisher, &bad)
+            .await;
         assert_problem(status, &problem, 400);
     }
-    let full: Vec<_> = (0..500).map(|_| platform_event("harbor-reit", "lease.created")).collect();
-    let (status, body) = app.post("/v1/platform/events/batch", &publisher, &Value::Array(full)).await;
+    let full: Vec<_> = (0..500)
+        .map(|_| platform_event("harbor-reit", "lease.created"))
+        .collect();
+    let (status, body) = app
+        .post("/v1/platform/events/batch", &publisher, &Value::Array(full))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["accepted"], 500);
-    let (status, problem) = app.post("/v1/platform/events/batch", &acme, &json!([second])).await;
+    let (status, problem) = app
+        .post("/v1/platform/events/batch", &acme, &json!([second]))
+        .await;
     assert_problem(status, &problem, 403);
 }
 
@@ -188,15 +235,20 @@ async fn health_needs_no_token() {
     assert_eq!(health["status"], "Healthy");
     assert_eq!(health["queueDepth"], 0);
     assert!(health["recentErrorRate"].is_number());
-    assert!(health["uptime"].as_str().unwrap().starts_with("PT"), "{health}");
+    assert!(
+        health["uptime"].as_str().unwrap().starts_with("PT"),
+        "{health}"
+    );
     assert!(health["lastChecked"].is_string());
 
     // queueDepth counts Pending events of a paused subscription.
     let token = app.token("acme-capital");
     let (_receiver, sub) = subscribe(&app, &token, &["lease.created"], None).await;
-    app.post_empty(&format!("/v1/subscriptions/{}/pause", id_of(&sub)), &token).await;
+    app.post_empty(&format!("/v1/subscriptions/{}/pause", id_of(&sub)), &token)
+        .await;
     for _ in 0..3 {
-        app.publish(&platform_event("acme-capital", "lease.created")).await;
+        app.publish(&platform_event("acme-capital", "lease.created"))
+            .await;
     }
     let (_, health) = app.request(Method::GET, "/v1/health", None, None).await;
     assert_eq!(health["queueDepth"], 3, "{health}");
@@ -206,10 +258,12 @@ async fn health_needs_no_token() {
 async fn unknown_routes_and_methods_are_problems() {
     let app = TestApp::start().await;
     let token = app.token("acme-capital");
-    let (status, headers, problem) = send_raw(&app, Method::GET, "/v1/nothing", Some(&token), None).await;
+    let (status, headers, problem) =
+        send_raw(&app, Method::GET, "/v1/nothing", Some(&token), None).await;
     assert_problem(status, &problem, 404);
     assert_eq!(headers["content-type"], "application/problem+json");
-    let (status, headers, problem) = send_raw(&app, Method::PATCH, "/v1/subscriptions", Some(&token), None).await;
+    let (status, headers, problem) =
+        send_raw(&app, Method::PATCH, "/v1/subscriptions", Some(&token), None).await;
     assert_problem(status, &problem, 405);
     assert!(headers.get("allow").is_some());
 }

@@ -26,7 +26,9 @@ async fn create_returns_secret_once_and_verifies() {
     });
     let (status, created) = app.post("/v1/subscriptions", &token, &body).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
-    let secret = created["secret"].as_str().expect("the create response has the secret");
+    let secret = created["secret"]
+        .as_str()
+        .expect("the create response has the secret");
     assert!(secret.starts_with("whsec_"), "{secret}");
     assert_eq!(created["status"], "Active");
     assert_eq!(created["url"], receiver.url);
@@ -48,10 +50,16 @@ async fn create_returns_secret_once_and_verifies() {
     let id = id_of(&created);
     let (status, fetched) = app.get(&format!("/v1/subscriptions/{id}"), &token).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(fetched.get("secret").is_none(), "get hides the secret: {fetched}");
+    assert!(
+        fetched.get("secret").is_none(),
+        "get hides the secret: {fetched}"
+    );
     let (_, list) = app.get("/v1/subscriptions", &token).await;
     assert_eq!(ids(&list), vec![id]);
-    assert!(list["data"][0].get("secret").is_none(), "list hides the secret");
+    assert!(
+        list["data"][0].get("secret").is_none(),
+        "list hides the secret"
+    );
 }
 
 #[tokio::test]
@@ -66,7 +74,8 @@ async fn create_with_client_secret() {
     assert_eq!(created["secret"], secret);
     assert!(verify_standard(secret, &receiver.verifications()[0]));
 
-    let short = json!({"url": receiver.url, "eventTypes": ["tenant.updated"], "secret": "whsec_c2hvcnQ="});
+    let short =
+        json!({"url": receiver.url, "eventTypes": ["tenant.updated"], "secret": "whsec_c2hvcnQ="});
     let (status, problem) = app.post("/v1/subscriptions", &token, &short).await;
     assert_problem(status, &problem, 400);
     assert_eq!(error_fields(&problem), vec!["secret"]);
@@ -93,24 +102,45 @@ async fn create_rejects_invalid_fields() {
         "retryPolicy.retryIntervalSeconds",
         "retryPolicy.backoffMultiplier",
     ] {
-        assert!(fields.iter().any(|f| f == expected), "{expected} missing from {fields:?}");
+        assert!(
+            fields.iter().any(|f| f == expected),
+            "{expected} missing from {fields:?}"
+        );
     }
 
     let cases = [
         (json!({"eventTypes": ["property.created"]}), "url"),
         (json!({"url": "http://127.0.0.1:9/h"}), "eventTypes"),
-        (json!({"url": "http://127.0.0.1:9/h", "eventTypes": ["property.exploded"]}), "eventTypes"),
-        (json!({"url": "http://127.0.0.1:9/h", "eventTypes": ["lease.created", "lease.created"]}), "eventTypes"),
-        (json!({"url": "http://user:pw@127.0.0.1:9/h", "eventTypes": ["lease.created"]}), "url"),
-        (json!({"url": format!("http://127.0.0.1:9/{}", "a".repeat(2048)), "eventTypes": ["lease.created"]}), "url"),
-        (json!({"url": "http://127.0.0.1:9/h", "eventTypes": ["lease.created"], "colour": "red"}), ""),
+        (
+            json!({"url": "http://127.0.0.1:9/h", "eventTypes": ["property.exploded"]}),
+            "eventTypes",
+        ),
+        (
+            json!({"url": "http://127.0.0.1:9/h", "eventTypes": ["lease.created", "lease.created"]}),
+            "eventTypes",
+        ),
+        (
+            json!({"url": "http://user:pw@127.0.0.1:9/h", "eventTypes": ["lease.created"]}),
+            "url",
+        ),
+        (
+            json!({"url": format!("http://127.0.0.1:9/{}", "a".repeat(2048)), "eventTypes": ["lease.created"]}),
+            "url",
+        ),
+        (
+            json!({"url": "http://127.0.0.1:9/h", "eventTypes": ["lease.created"], "colour": "red"}),
+            "",
+        ),
     ];
     for (body, field) in cases {
         let (status, problem) = app.post("/v1/subscriptions", &token, &body).await;
         assert_problem(status, &problem, 400);
         if !field.is_empty() {
             let fields = error_fields(&problem);
-            assert!(fields.iter().any(|f| f.starts_with(field)), "{field} missing for {body}: {problem}");
+            assert!(
+                fields.iter().any(|f| f.starts_with(field)),
+                "{field} missing for {body}: {problem}"
+            );
         }
     }
 
@@ -146,8 +176,13 @@ async fn create_conflicts_only_within_account() {
     let receiver = Receiver::start().await;
     let acme = app.token("acme-capital");
     let harbor = app.token("harbor-reit");
-    app.create_subscription(&acme, &receiver.url, &["property.created", "lease.created"], None)
-        .await;
+    app.create_subscription(
+        &acme,
+        &receiver.url,
+        &["property.created", "lease.created"],
+        None,
+    )
+    .await;
 
     let shared = json!({"url": receiver.url, "eventTypes": ["lease.created", "tenant.created"]});
     let (status, problem) = app.post("/v1/subscriptions", &acme, &shared).await;
@@ -155,10 +190,18 @@ async fn create_conflicts_only_within_account() {
 
     let disjoint = json!({"url": receiver.url, "eventTypes": ["tenant.created"]});
     let (status, body) = app.post("/v1/subscriptions", &acme, &disjoint).await;
-    assert_eq!(status, StatusCode::CREATED, "disjoint types do not conflict: {body}");
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "disjoint types do not conflict: {body}"
+    );
 
     let (status, body) = app.post("/v1/subscriptions", &harbor, &shared).await;
-    assert_eq!(status, StatusCode::CREATED, "another account does not conflict: {body}");
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "another account does not conflict: {body}"
+    );
 }
 
 #[tokio::test]
@@ -172,14 +215,24 @@ async fn create_fails_verification_and_stores_nothing() {
     let body = json!({"url": receiver.url, "eventTypes": ["property.created"]});
     let (status, problem) = app.post("/v1/subscriptions", &token, &body).await;
     assert_problem(status, &problem, 400);
-    assert!(problem["detail"].as_str().unwrap().contains("500"), "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("500"),
+        "{problem}"
+    );
 
     let (status, problem) = app.post("/v1/subscriptions", &token, &body).await;
     assert_problem(status, &problem, 400);
-    assert!(problem["detail"].as_str().unwrap().contains("challenge"), "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("challenge"),
+        "{problem}"
+    );
 
     let (status, problem) = app
-        .post("/v1/subscriptions", &token, &json!({"url": unreachable_url(), "eventTypes": ["property.created"]}))
+        .post(
+            "/v1/subscriptions",
+            &token,
+            &json!({"url": unreachable_url(), "eventTypes": ["property.created"]}),
+        )
         .await;
     assert_problem(status, &problem, 400);
 
@@ -214,7 +267,9 @@ async fn list_filters_by_status_and_type() {
     expected.sort();
     assert_eq!(active_ids, expected);
 
-    let (_, lease) = app.get("/v1/subscriptions?eventType=lease.created", &token).await;
+    let (_, lease) = app
+        .get("/v1/subscriptions?eventType=lease.created", &token)
+        .await;
     let mut lease_ids = ids(&lease);
     lease_ids.sort();
     let mut expected = vec![id_of(&first), second_id.clone()];
@@ -222,10 +277,15 @@ async fn list_filters_by_status_and_type() {
     assert_eq!(lease_ids, expected);
 
     let (_, both) = app
-        .get("/v1/subscriptions?eventType=lease.created&status=Active", &token)
+        .get(
+            "/v1/subscriptions?eventType=lease.created&status=Active",
+            &token,
+        )
         .await;
     assert_eq!(ids(&both), vec![id_of(&first)]);
-    let (_, none) = app.get("/v1/subscriptions?eventType=tenant.updated", &token).await;
+    let (_, none) = app
+        .get("/v1/subscriptions?eventType=tenant.updated", &token)
+        .await;
     assert!(ids(&none).is_empty());
 
     let (status, problem) = app.get("/v1/subscriptions?status=Sleeping", &token).await;
@@ -246,14 +306,35 @@ async fn get_and_path_errors() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(fetched["id"], id.as_str());
     assert_eq!(fetched["eventTypes"], json!(["property.created"]));
-    assert_eq!(fetched["retryPolicy"], json!({"maxRetries": 5, "retryIntervalSeconds": 60, "backoffMultiplier": 2.0}));
+    assert_eq!(
+        fetched["retryPolicy"],
+        json!({"maxRetries": 5, "retryIntervalSeconds": 60, "backoffMultiplier": 2.0})
+    );
 
     let paths = ["", "/pause", "/resume", "/test"];
     for suffix in paths {
-        let method = if suffix.is_empty() { Method::GET } else { Method::POST };
-        let (status, _, problem) = send_raw(&app, method.clone(), &format!("/v1/subscriptions/{MISSING_ID}{suffix}"), Some(&token), None).await;
+        let method = if suffix.is_empty() {
+            Method::GET
+        } else {
+            Method::POST
+        };
+        let (status, _, problem) = send_raw(
+            &app,
+            method.clone(),
+            &format!("/v1/subscriptions/{MISSING_ID}{suffix}"),
+            Some(&token),
+            None,
+        )
+        .await;
         assert_problem(status, &problem, 404);
-        let (status, _, problem) = send_raw(&app, method, &format!("/v1/subscriptions/not-a-uuid{suffix}"), Some(&token), None).await;
+        let (status, _, problem) = send_raw(
+            &app,
+            method,
+            &format!("/v1/subscriptions/not-a-uuid{suffix}"),
+            Some(&token),
+            None,
+        )
+        .await;
         assert_problem(status, &problem, 400);
         assert_eq!(error_fields(&problem), vec!["subscriptionId"], "{suffix}");
     }
@@ -282,21 +363,39 @@ async fn put_replaces_and_reverifies_changed_url() {
     let path = format!("/v1/subscriptions/{id}");
 
     // Same URL: a full replacement, no new verification.
-    let replacement = json!({"url": receiver.url, "eventTypes": ["lease.updated", "lease.expired"]});
+    let replacement =
+        json!({"url": receiver.url, "eventTypes": ["lease.updated", "lease.expired"]});
     let (status, updated) = app.put(&path, &token, &replacement).await;
     assert_eq!(status, StatusCode::OK, "{updated}");
-    assert_eq!(updated["eventTypes"], json!(["lease.updated", "lease.expired"]));
-    assert!(updated.get("description").is_none() || updated["description"].is_null(), "description removed: {updated}");
-    assert_eq!(updated["retryPolicy"], json!({"maxRetries": 5, "retryIntervalSeconds": 60, "backoffMultiplier": 2.0}));
+    assert_eq!(
+        updated["eventTypes"],
+        json!(["lease.updated", "lease.expired"])
+    );
+    assert!(
+        updated.get("description").is_none() || updated["description"].is_null(),
+        "description removed: {updated}"
+    );
+    assert_eq!(
+        updated["retryPolicy"],
+        json!({"maxRetries": 5, "retryIntervalSeconds": 60, "backoffMultiplier": 2.0})
+    );
     assert!(updated.get("secret").is_none());
-    assert_eq!(receiver.verifications().len(), 1, "an unchanged URL is not verified again");
+    assert_eq!(
+        receiver.verifications().len(),
+        1,
+        "an unchanged URL is not verified again"
+    );
     let (_, fetched) = app.get(&path, &token).await;
     assert_eq!(fetched["eventTypes"], updated["eventTypes"]);
 
     // A new URL is verified at the new endpoint, signed with the same secret.
     let moved = Receiver::start().await;
     let (status, updated) = app
-        .put(&path, &token, &json!({"url": moved.url, "eventTypes": ["lease.updated"]}))
+        .put(
+            &path,
+            &token,
+            &json!({"url": moved.url, "eventTypes": ["lease.updated"]}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{updated}");
     assert_eq!(updated["url"], moved.url);
@@ -308,7 +407,11 @@ async fn put_replaces_and_reverifies_changed_url() {
     failing.script_verification();
     failing.set_default(Reply::status(503));
     let (status, problem) = app
-        .put(&path, &token, &json!({"url": failing.url, "eventTypes": ["tenant.created"]}))
+        .put(
+            &path,
+            &token,
+            &json!({"url": failing.url, "eventTypes": ["tenant.created"]}),
+        )
         .await;
     assert_problem(status, &problem, 400);
     let (_, fetched) = app.get(&path, &token).await;
@@ -320,19 +423,33 @@ async fn put_replaces_and_reverifies_changed_url() {
     assert_problem(status, &problem, 400);
     assert_eq!(error_fields(&problem), vec!["eventTypes"]);
     let (status, problem) = app
-        .put(&path, &token, &json!({"url": moved.url, "eventTypes": ["lease.updated"], "secret": secret}))
+        .put(
+            &path,
+            &token,
+            &json!({"url": moved.url, "eventTypes": ["lease.updated"], "secret": secret}),
+        )
         .await;
     assert_problem(status, &problem, 400);
     assert_eq!(error_fields(&problem), vec!["secret"]);
 
-    let other = app.create_subscription(&token, &receiver.url, &["report.completed"], None).await;
+    let other = app
+        .create_subscription(&token, &receiver.url, &["report.completed"], None)
+        .await;
     let (status, problem) = app
-        .put(&format!("/v1/subscriptions/{}", id_of(&other)), &token, &json!({"url": moved.url, "eventTypes": ["lease.updated"]}))
+        .put(
+            &format!("/v1/subscriptions/{}", id_of(&other)),
+            &token,
+            &json!({"url": moved.url, "eventTypes": ["lease.updated"]}),
+        )
         .await;
     assert_problem(status, &problem, 409);
 
     let (status, problem) = app
-        .put(&format!("/v1/subscriptions/{MISSING_ID}"), &token, &json!({"url": moved.url, "eventTypes": ["lease.updated"]}))
+        .put(
+            &format!("/v1/subscriptions/{MISSING_ID}"),
+            &token,
+            &json!({"url": moved.url, "eventTypes": ["lease.updated"]}),
+        )
         .await;
     assert_problem(status, &problem, 404);
 }
@@ -410,16 +527,29 @@ async fn test_endpoint_reports_results() {
 
     // An endpoint that passed verification and then went away.
     let (url, endpoint) = closable_endpoint().await;
-    let second = app.create_subscription(&token, &url, &["lease.created"], None).await;
+    let second = app
+        .create_subscription(&token, &url, &["lease.created"], None)
+        .await;
     endpoint.abort();
     let _ = endpoint.await;
     let (status, result) = app
-        .post_empty(&format!("/v1/subscriptions/{}/test", id_of(&second)), &token)
+        .post_empty(
+            &format!("/v1/subscriptions/{}/test", id_of(&second)),
+            &token,
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{result}");
     assert_eq!(result["success"], false);
-    assert!(result.get("responseCode").is_none() || result["responseCode"].is_null(), "{result}");
-    assert!(result["errorMessage"].as_str().is_some_and(|m| !m.is_empty()), "{result}");
+    assert!(
+        result.get("responseCode").is_none() || result["responseCode"].is_null(),
+        "{result}"
+    );
+    assert!(
+        result["errorMessage"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{result}"
+    );
 }
 
 #[tokio::test]
@@ -431,8 +561,14 @@ async fn routes_require_a_bearer_token() {
         (Method::GET, format!("/v1/subscriptions/{MISSING_ID}")),
         (Method::PUT, format!("/v1/subscriptions/{MISSING_ID}")),
         (Method::DELETE, format!("/v1/subscriptions/{MISSING_ID}")),
-        (Method::POST, format!("/v1/subscriptions/{MISSING_ID}/pause")),
-        (Method::POST, format!("/v1/subscriptions/{MISSING_ID}/resume")),
+        (
+            Method::POST,
+            format!("/v1/subscriptions/{MISSING_ID}/pause"),
+        ),
+        (
+            Method::POST,
+            format!("/v1/subscriptions/{MISSING_ID}/resume"),
+        ),
         (Method::POST, format!("/v1/subscriptions/{MISSING_ID}/test")),
         (Method::GET, "/v1/events".to_string()),
         (Method::GET, format!("/v1/events/{MISSING_ID}")),
@@ -442,11 +578,19 @@ async fn routes_require_a_bearer_token() {
     for (method, path) in routes {
         let (status, headers, problem) = send_raw(&app, method.clone(), &path, None, None).await;
         assert_problem(status, &problem, 401);
-        let challenge = headers.get("www-authenticate").map(|v| v.to_str().unwrap().to_string());
-        assert!(challenge.as_deref().is_some_and(|c| c.starts_with("Bearer")), "{method} {path}: {challenge:?}");
+        let challenge = headers
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_string());
+        assert!(
+            challenge
+                .as_deref()
+                .is_some_and(|c| c.starts_with("Bearer")),
+            "{method} {path}: {challenge:?}"
+        );
 
         for token in ["not.a.jwt", expired.as_str()] {
-            let (status, headers, problem) = send_raw(&app, method.clone(), &path, Some(token), None).await;
+            let (status, headers, problem) =
+                send_raw(&app, method.clone(), &path, Some(token), None).await;
             assert_problem(status, &problem, 401);
             assert!(headers.get("www-authenticate").is_some(), "{method} {path}");
         }

@@ -17,12 +17,11 @@ use core_support::*;
 /// Runs `token` with `args` and returns the printed token.
 async fn cli_token(args: &[&str]) -> String {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(BIN).arg("token").args(&args).output()
-    })
-    .await
-    .unwrap()
-    .expect("the binary runs");
+    let output =
+        tokio::task::spawn_blocking(move || Command::new(BIN).arg("token").args(&args).output())
+            .await
+            .unwrap()
+            .expect("the binary runs");
     assert!(
         output.status.success(),
         "token failed: {}",
@@ -66,7 +65,9 @@ async fn token_signs_with_the_local_dev_key() {
     assert_eq!(status, StatusCode::OK, "{list}");
 
     // The test harness signs with another key, which this service rejects.
-    let (status, problem) = app.get("/v1/subscriptions", &app.token("harbor-reit")).await;
+    let (status, problem) = app
+        .get("/v1/subscriptions", &app.token("harbor-reit"))
+        .await;
     assert_problem(status, &problem, 401);
 }
 
@@ -145,12 +146,20 @@ async fn listen_verifies_and_prints_events() {
     let token = app.token("acme-capital");
     let mut listener = Listener::spawn(&[]);
     let secret_line = listener.line_with("secret: whsec_").await;
-    let secret = secret_line.trim().strip_prefix("secret: ").unwrap().to_string();
+    let secret = secret_line
+        .trim()
+        .strip_prefix("secret: ")
+        .unwrap()
+        .to_string();
     let url = listener.url().await;
 
     let body = json!({"url": url, "eventTypes": ["lease.created"], "secret": secret});
     let (status, sub) = app.post("/v1/subscriptions", &token, &body).await;
-    assert_eq!(status, StatusCode::CREATED, "listen answers verification: {sub}");
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "listen answers verification: {sub}"
+    );
     listener.line_with("verification request answered").await;
 
     let event = platform_event("acme-capital", "lease.created");
@@ -159,7 +168,10 @@ async fn listen_verifies_and_prints_events() {
     let printed = listener.line_with(event["id"].as_str().unwrap()).await;
     assert!(printed.contains("lease.created"), "{printed}");
     assert!(printed.contains("signature valid"), "{printed}");
-    assert!(printed.contains(&event_id), "the line names the webhook-id: {printed}");
+    assert!(
+        printed.contains(&event_id),
+        "the line names the webhook-id: {printed}"
+    );
     app.wait_for_event_status(&token, &event_id, "Delivered", Duration::from_secs(30))
         .await;
 }
@@ -172,9 +184,13 @@ async fn listen_rejects_a_wrong_signature() {
     let url = listener.url().await;
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let body = r#"{"eventId":"x","eventType":"lease.created"}"#;
-    let wrong = standardwebhooks::Webhook::new("whsec_c2VjcmV0LXRoYXQtaXMtbm90LXRoZS1yaWdodC1vbmU=").unwrap();
+    let wrong =
+        standardwebhooks::Webhook::new("whsec_c2VjcmV0LXRoYXQtaXMtbm90LXRoZS1yaWdodC1vbmU=")
+            .unwrap();
     let timestamp = now();
-    let signature = wrong.sign("msg_forged", timestamp, body.as_bytes()).unwrap();
+    let signature = wrong
+        .sign("msg_forged", timestamp, body.as_bytes())
+        .unwrap();
     let response = client
         .post(&url)
         .header("webhook-id", "msg_forged")

@@ -43,21 +43,36 @@ async fn requests_are_signed_with_headers() {
     let user_agent = format!("argus-webhooks/{}", env!("CARGO_PKG_VERSION"));
     for (index, request) in requests.iter().enumerate() {
         assert!(verify_standard(secret, request), "request {index} verifies");
-        assert!(!verify_standard("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", request), "another secret fails");
+        assert!(
+            !verify_standard("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", request),
+            "another secret fails"
+        );
         assert_eq!(request.header("content-type"), "application/json");
         assert_eq!(request.header("user-agent"), user_agent);
         assert_eq!(request.header("x-argus-event-type"), types[index]);
-        assert_eq!(request.header("webhook-id"), event_ids[index], "webhook-id is the Event id");
+        assert_eq!(
+            request.header("webhook-id"),
+            event_ids[index],
+            "webhook-id is the Event id"
+        );
         assert!(request.header("webhook-signature").starts_with("v1,"));
         let sent: i64 = request.header("webhook-timestamp").parse().unwrap();
-        assert!((now() - sent).abs() < 60, "webhook-timestamp is the attempt time");
+        assert!(
+            (now() - sent).abs() < 60,
+            "webhook-timestamp is the attempt time"
+        );
 
         let event = app.event(&token, &event_ids[index]).await;
-        assert_eq!(request.json(), event["payload"], "the body is the stored payload");
+        assert_eq!(
+            request.json(),
+            event["payload"],
+            "the body is the stored payload"
+        );
         assert_eq!(request.json()["eventType"], types[index]);
     }
     for id in &event_ids {
-        app.wait_for_event_status(&token, id, "Delivered", WAIT).await;
+        app.wait_for_event_status(&token, id, "Delivered", WAIT)
+            .await;
     }
 }
 
@@ -74,25 +89,45 @@ async fn retries_follow_backoff_ratios() {
         .await;
     let event_id = publish_one(&app, "acme-capital", "lease.updated").await;
 
-    let event = app.wait_for_event_status(&token, &event_id, "Delivered", WAIT).await;
+    let event = app
+        .wait_for_event_status(&token, &event_id, "Delivered", WAIT)
+        .await;
     assert_eq!(attempt_count(&event), 4, "{event}");
     let requests = receiver.requests();
     assert_eq!(requests.len(), 4);
     let secret = sub["secret"].as_str().unwrap();
     for request in &requests {
         assert!(verify_standard(secret, request));
-        assert_eq!(request.header("webhook-id"), event_id, "stable across retries");
+        assert_eq!(
+            request.header("webhook-id"),
+            event_id,
+            "stable across retries"
+        );
     }
-    let codes: Vec<_> = event["deliveryAttempts"].as_array().unwrap().iter().map(|a| a["responseCode"].clone()).collect();
+    let codes: Vec<_> = event["deliveryAttempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["responseCode"].clone())
+        .collect();
     assert_eq!(codes, vec![json!(500), json!(500), json!(500), json!(200)]);
 
-    let gaps: Vec<f64> = requests.windows(2).map(|w| (w[1].at - w[0].at).as_secs_f64()).collect();
+    let gaps: Vec<f64> = requests
+        .windows(2)
+        .map(|w| (w[1].at - w[0].at).as_secs_f64())
+        .collect();
     for (gap, scheduled) in gaps.iter().zip([0.2, 0.4, 0.8]) {
-        assert!(*gap >= scheduled * 0.95, "gap {gap:.3} s is shorter than the schedule {scheduled} s; gaps {gaps:?}");
+        assert!(
+            *gap >= scheduled * 0.95,
+            "gap {gap:.3} s is shorter than the schedule {scheduled} s; gaps {gaps:?}"
+        );
     }
     for pair in gaps.windows(2) {
         let ratio = pair[1] / pair[0];
-        assert!((1.5..=2.6).contains(&ratio), "gap ratio {ratio:.2} should be about 2; gaps {gaps:?}");
+        assert!(
+            (1.5..=2.6).contains(&ratio),
+            "gap ratio {ratio:.2} should be about 2; gaps {gaps:?}"
+        );
     }
 }
 
@@ -107,7 +142,9 @@ async fn max_retries_zero_fails_once() {
         .await;
     let event_id = publish_one(&app, "acme-capital", "portfolio.created").await;
 
-    let event = app.wait_for_event_status(&token, &event_id, "Failed", WAIT).await;
+    let event = app
+        .wait_for_event_status(&token, &event_id, "Failed", WAIT)
+        .await;
     assert_eq!(attempt_count(&event), 1, "{event}");
     assert_eq!(event["deliveryAttempts"][0]["success"], false);
     assert!(event.get("nextAttemptAt").is_none() || event["nextAttemptAt"].is_null());
@@ -129,9 +166,15 @@ async fn redirects_are_failures_not_followed() {
         .await;
     let event_id = publish_one(&app, "acme-capital", "report.completed").await;
 
-    let event = app.wait_for_event_status(&token, &event_id, "Failed", WAIT).await;
+    let event = app
+        .wait_for_event_status(&token, &event_id, "Failed", WAIT)
+        .await;
     let attempts = event["deliveryAttempts"].as_array().unwrap();
-    assert_eq!(attempts.len(), 2, "a redirect counts as a failed attempt: {event}");
+    assert_eq!(
+        attempts.len(),
+        2,
+        "a redirect counts as a failed attempt: {event}"
+    );
     for attempt in attempts {
         assert_eq!(attempt["responseCode"], 302);
         assert_eq!(attempt["success"], false);
@@ -151,8 +194,15 @@ async fn only_2xx_counts_as_success() {
         .await;
     let event_id = publish_one(&app, "acme-capital", "tenant.created").await;
 
-    let event = app.wait_for_event_status(&token, &event_id, "Delivered", WAIT).await;
-    let codes: Vec<_> = event["deliveryAttempts"].as_array().unwrap().iter().map(|a| a["responseCode"].clone()).collect();
+    let event = app
+        .wait_for_event_status(&token, &event_id, "Delivered", WAIT)
+        .await;
+    let codes: Vec<_> = event["deliveryAttempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["responseCode"].clone())
+        .collect();
     assert_eq!(codes, vec![json!(400), json!(404), json!(204)]);
 }
 
@@ -169,14 +219,25 @@ async fn slow_endpoint_times_out() {
         .await;
     let event_id = publish_one(&app, "acme-capital", "valuation.updated").await;
 
-    let event = app.wait_for_event_status(&token, &event_id, "Delivered", WAIT).await;
+    let event = app
+        .wait_for_event_status(&token, &event_id, "Delivered", WAIT)
+        .await;
     let first = &event["deliveryAttempts"][0];
     assert_eq!(first["success"], false, "{event}");
-    assert!(first.get("responseCode").is_none() || first["responseCode"].is_null(), "{first}");
+    assert!(
+        first.get("responseCode").is_none() || first["responseCode"].is_null(),
+        "{first}"
+    );
     let message = first["errorMessage"].as_str().unwrap_or("").to_lowercase();
-    assert!(message.contains("time"), "the error names the timeout: {first}");
+    assert!(
+        message.contains("time"),
+        "the error names the timeout: {first}"
+    );
     let elapsed = first["responseTime"].as_u64().unwrap();
-    assert!((900..3500).contains(&elapsed), "the attempt ended at the 1 s timeout, took {elapsed} ms");
+    assert!(
+        (900..3500).contains(&elapsed),
+        "the attempt ended at the 1 s timeout, took {elapsed} ms"
+    );
     assert_eq!(event["deliveryAttempts"][1]["success"], true);
 }
 
@@ -186,7 +247,9 @@ async fn pause_queues_and_resume_keeps_order() {
     let token = app.token("acme-capital");
     let (receiver, sub) = subscribe(&app, &token, &["property.updated"], None).await;
     let sub_id = id_of(&sub);
-    let (status, _) = app.post_empty(&format!("/v1/subscriptions/{sub_id}/pause"), &token).await;
+    let (status, _) = app
+        .post_empty(&format!("/v1/subscriptions/{sub_id}/pause"), &token)
+        .await;
     assert_eq!(status, StatusCode::OK);
 
     let mut published = Vec::new();
@@ -199,19 +262,32 @@ async fn pause_queues_and_resume_keeps_order() {
     let pending_query = format!("/v1/events?subscriptionId={sub_id}&status=Pending&pageSize=100");
     let (_, pending) = app.get(&pending_query, &token).await;
     assert_eq!(pending["pagination"]["totalItems"], 20, "{pending}");
-    let delivered = wait_until(Duration::from_millis(500), || async { receiver.count() > 0 }).await;
+    let delivered = wait_until(Duration::from_millis(500), || async {
+        receiver.count() > 0
+    })
+    .await;
     assert!(!delivered, "a paused subscription delivers nothing");
 
-    let (status, resumed) = app.post_empty(&format!("/v1/subscriptions/{sub_id}/resume"), &token).await;
+    let (status, resumed) = app
+        .post_empty(&format!("/v1/subscriptions/{sub_id}/resume"), &token)
+        .await;
     assert_eq!(status, StatusCode::OK, "{resumed}");
     let requests = receiver.wait_for(20, WAIT).await;
-    let order: Vec<_> = requests.iter().map(|r| r.json()["eventId"].as_str().unwrap().to_string()).collect();
+    let order: Vec<_> = requests
+        .iter()
+        .map(|r| r.json()["eventId"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(order, published, "delivered in publication order");
     let unique: HashSet<_> = order.iter().collect();
     assert_eq!(unique.len(), 20, "each once");
 
     let all_delivered = wait_until(WAIT, || async {
-        let (_, list) = app.get(&format!("/v1/events?subscriptionId={sub_id}&status=Delivered&pageSize=100"), &token).await;
+        let (_, list) = app
+            .get(
+                &format!("/v1/events?subscriptionId={sub_id}&status=Delivered&pageSize=100"),
+                &token,
+            )
+            .await;
         list["pagination"]["totalItems"] == 20
     })
     .await;
@@ -239,22 +315,43 @@ async fn hanging_endpoint_blocks_nothing() {
     let quick = Duration::from_secs(3);
     for action in ["pause", "resume"] {
         let started = std::time::Instant::now();
-        let (status, body) = app.post_empty(&format!("{stuck_path}/{action}"), &token).await;
+        let (status, body) = app
+            .post_empty(&format!("{stuck_path}/{action}"), &token)
+            .await;
         assert_eq!(status, StatusCode::OK, "{action}: {body}");
-        assert!(started.elapsed() < quick, "{action} took {:?} while an attempt hangs", started.elapsed());
+        assert!(
+            started.elapsed() < quick,
+            "{action} took {:?} while an attempt hangs",
+            started.elapsed()
+        );
     }
     let started = std::time::Instant::now();
     let healthy_event = publish_one(&app, "acme-capital", "lease.updated").await;
     healthy.wait_for(1, WAIT).await;
-    app.wait_for_event_status(&token, &healthy_event, "Delivered", WAIT).await;
-    assert!(started.elapsed() < Duration::from_secs(10), "another subscription is not delayed");
+    app.wait_for_event_status(&token, &healthy_event, "Delivered", WAIT)
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "another subscription is not delayed"
+    );
 
     let started = std::time::Instant::now();
     let (status, _) = app.delete(&stuck_path, &token).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    assert!(started.elapsed() < quick, "delete took {:?} while an attempt hangs", started.elapsed());
-    let event = app.wait_for_event_status(&token, &stuck_event, "Failed", WAIT).await;
-    assert!(event["statusReason"].as_str().is_some_and(|r| r.contains("deleted")), "{event}");
+    assert!(
+        started.elapsed() < quick,
+        "delete took {:?} while an attempt hangs",
+        started.elapsed()
+    );
+    let event = app
+        .wait_for_event_status(&token, &stuck_event, "Failed", WAIT)
+        .await;
+    assert!(
+        event["statusReason"]
+            .as_str()
+            .is_some_and(|r| r.contains("deleted")),
+        "{event}"
+    );
 }
 
 #[tokio::test]
@@ -269,9 +366,85 @@ async fn retry_after_postpones_the_retry() {
         .await;
     let event_id = publish_one(&app, "acme-capital", "cashflow.updated").await;
 
-    app.wait_for_event_status(&token, &event_id, "Delivered", WAIT).await;
+    app.wait_for_event_status(&token, &event_id, "Delivered", WAIT)
+        .await;
     let requests = receiver.requests();
     assert_eq!(requests.len(), 2);
     let gap = (requests[1].at - requests[0].at).as_secs_f64();
-    assert!(gap >= 0.55, "the retry waited {gap:.3} s, less than Retry-After");
+    assert!(
+        gap >= 0.55,
+        "the retry waited {gap:.3} s, less than Retry-After"
+    );
+}
+
+/// Publishes `count` events of `event_type` for acme-capital and returns their platform ids.
+async fn publish_sequence(app: &TestApp, event_type: &str, count: usize) -> Vec<String> {
+    let mut published = Vec::new();
+    for sequence in 0..count {
+        let mut event = platform_event("acme-capital", event_type);
+        event["data"]["sequence"] = json!(sequence);
+        app.publish(&event).await;
+        published.push(event["id"].as_str().unwrap().to_string());
+    }
+    published
+}
+
+fn received_order(receiver: &Receiver) -> Vec<String> {
+    receiver
+        .requests()
+        .iter()
+        .map(|r| r.json()["eventId"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn order_holds_beyond_the_memory_window() {
+    let mut config = AppConfig::default();
+    config.set("engine", "queue_window", "3");
+    let app = TestApp::start_with(config).await;
+    let token = app.token("acme-capital");
+
+    // A queue built while paused is read back from disk in windows of 3.
+    let (paused, sub) = subscribe(&app, &token, &["lease.created"], None).await;
+    let sub_path = format!("/v1/subscriptions/{}", id_of(&sub));
+    app.post_empty(&format!("{sub_path}/pause"), &token).await;
+    let published = publish_sequence(&app, "lease.created", 20).await;
+    app.post_empty(&format!("{sub_path}/resume"), &token).await;
+    paused.wait_for(20, WAIT).await;
+    assert_eq!(received_order(&paused), published, "paused queue in order");
+
+    // Events arriving while a slow endpoint works through the queue.
+    let slow = Receiver::start().await;
+    slow.set_default(Reply::ok().delayed(Duration::from_millis(30)));
+    app.create_subscription(&token, &slow.url, &["lease.updated"], None)
+        .await;
+    let published = publish_sequence(&app, "lease.updated", 20).await;
+    slow.wait_for(20, WAIT).await;
+    assert_eq!(received_order(&slow), published, "live queue in order");
+    let extra = wait_until(Duration::from_millis(300), || async { slow.count() > 20 }).await;
+    assert!(!extra, "each event once");
+}
+
+#[tokio::test]
+async fn idle_actor_restarts_when_work_arrives() {
+    let mut config = AppConfig::default();
+    config.set("engine", "idle_actor_timeout_seconds", "1");
+    let app = TestApp::start_with(config).await;
+    let token = app.token("acme-capital");
+    let (receiver, _) = subscribe(&app, &token, &["tenant.updated"], None).await;
+    publish_one(&app, "acme-capital", "tenant.updated").await;
+    receiver.wait_for(1, WAIT).await;
+
+    let stopped = wait_until(WAIT, || async {
+        app.metrics()
+            .await
+            .lines()
+            .any(|l| l == "argus_webhooks_subscription_actors 0")
+    })
+    .await;
+    assert!(stopped, "the idle actor stops");
+    let event_id = publish_one(&app, "acme-capital", "tenant.updated").await;
+    receiver.wait_for(2, WAIT).await;
+    app.wait_for_event_status(&token, &event_id, "Delivered", WAIT)
+        .await;
 }

@@ -60,6 +60,8 @@ pub enum SubscriptionMsg {
     },
     ResumeVerified(Result<(), String>, Reply<Subscription>),
     IdleCheck,
+    /// Starts queued attempts again after a store read failed.
+    Wake,
 }
 
 impl SubscriptionMsg {
@@ -72,6 +74,7 @@ impl SubscriptionMsg {
                 | Self::RetryDue { .. }
                 | Self::ResumeVerified(..)
                 | Self::IdleCheck
+                | Self::Wake
         )
     }
 }
@@ -170,7 +173,10 @@ impl Actor for SubscriptionActor {
         if message.is_forwarded() {
             state.received += 1;
         }
-        state.last_activity = Instant::now();
+        // The actor's own timers are not activity, or an idle actor would never stop.
+        if !matches!(message, SubscriptionMsg::IdleCheck | SubscriptionMsg::Wake) {
+            state.last_activity = Instant::now();
+        }
         match message {
             SubscriptionMsg::EventsArrived(ids) => state.events_arrived(ids),
             SubscriptionMsg::Pause(reply) => state.pause(reply),
@@ -199,6 +205,7 @@ impl Actor for SubscriptionActor {
                 state.idle_check(&myself);
                 return Ok(());
             }
+            SubscriptionMsg::Wake => {}
         }
         state.pump(&myself);
         Ok(())
@@ -314,7 +321,7 @@ impl SubscriptionState {
                 if self.window.is_empty() && self.backlog_in_store {
                     if let Err(error) = self.refill_window() {
                         tracing::error!(subscription_id = %self.sub.id, %error, "cannot load the queue; retrying in 1 s");
-                        myself.send_after(Duration::from_secs(1), || SubscriptionMsg::IdleCheck);
+                        myself.send_after(Duration::from_secs(1), || SubscriptionMsg::Wake);
                         return;
                     }
                 }
@@ -341,9 +348,8 @@ impl SubscriptionState {
             Ok(None) => return,
             Err(error) => {
                 tracing::error!(subscription_id = %self.sub.id, %event_id, %error, "cannot read the event; retrying in 1 s");
+                // A timer, not the ready queue: pushing it back there would spin the pump loop.
                 self.schedule_retry(myself, event_id, 0, Duration::from_secs(1));
-                self.timers.remove(&event_id);
-                self.ready.push_back(event_id);
                 return;
             }
         };
