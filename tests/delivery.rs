@@ -448,3 +448,26 @@ async fn idle_actor_restarts_when_work_arrives() {
     app.wait_for_event_status(&token, &event_id, "Delivered", WAIT)
         .await;
 }
+
+#[tokio::test]
+async fn store_write_failure_does_not_flood_endpoint() {
+    let fault_dir = tempfile::tempdir().unwrap();
+    let fault = fault_dir.path().join("fail-writes");
+    let mut config = AppConfig::default();
+    config.set("store", "fault_file", &format!("{:?}", fault.display().to_string()));
+    let app = TestApp::start_with(config).await;
+    let token = app.token("acme-capital");
+    let (receiver, _) = subscribe(&app, &token, &["lease.created"], None).await;
+    receiver.script([Reply::ok().delayed(Duration::from_millis(300))]);
+    let event_id = publish_one(&app, "acme-capital", "lease.created").await;
+
+    // The attempt finishes while store writes fail, so it cannot be recorded.
+    receiver.wait_for(1, WAIT).await;
+    std::fs::write(&fault, "writes fail while this file exists").unwrap();
+    let flooded = wait_until(Duration::from_millis(1500), || async { receiver.count() > 4 }).await;
+    std::fs::remove_file(&fault).unwrap();
+    assert!(!flooded, "{} requests while the store failed; the resend must wait", receiver.count());
+
+    let event = app.wait_for_event_status(&token, &event_id, "Delivered", WAIT).await;
+    assert_eq!(attempt_count(&event), 1, "only the recorded attempt: {event}");
+}

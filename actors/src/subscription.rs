@@ -27,6 +27,11 @@ use crate::supervisor::SupervisorMsg;
 
 pub type Reply<T> = oneshot::Sender<Result<T, EngineError>>;
 
+/// Wait before an event is tried again after the store failed to read it or
+/// to record its attempt. A timer, not the ready queue, so a failing store
+/// cannot turn the pump loop into a stream of requests to the endpoint.
+const STORE_RETRY_DELAY: Duration = Duration::from_secs(1);
+
 /// Result of a synchronous test delivery.
 #[derive(Clone, Debug)]
 pub struct TestResult {
@@ -348,8 +353,7 @@ impl SubscriptionState {
             Ok(None) => return,
             Err(error) => {
                 tracing::error!(subscription_id = %self.sub.id, %event_id, %error, "cannot read the event; retrying in 1 s");
-                // A timer, not the ready queue: pushing it back there would spin the pump loop.
-                self.schedule_retry(myself, event_id, 0, Duration::from_secs(1));
+                self.schedule_retry(myself, event_id, 0, STORE_RETRY_DELAY);
                 return;
             }
         };
@@ -413,8 +417,8 @@ impl SubscriptionState {
             Ok(None) => return,
             Err(error) => {
                 // The attempt stays unrecorded; the event is still queued and is sent again.
-                tracing::error!(subscription_id = %self.sub.id, %event_id, %error, "cannot record the attempt; the event will be sent again");
-                self.ready.push_back(event_id);
+                tracing::error!(subscription_id = %self.sub.id, %event_id, %error, "cannot record the attempt; the event will be sent again in 1 s");
+                self.schedule_retry(myself, event_id, 0, STORE_RETRY_DELAY);
                 return;
             }
         };
@@ -470,9 +474,9 @@ impl SubscriptionState {
             QueueChange::Finish
         };
         if let Err(error) = self.ctx.store.put_event(&event, previous, change) {
-            tracing::error!(subscription_id = %self.sub.id, %event_id, %error, "cannot record the attempt; the event will be sent again");
-            self.timers.remove(&event_id);
-            self.ready.push_back(event_id);
+            tracing::error!(subscription_id = %self.sub.id, %event_id, %error, "cannot record the attempt; the event will be sent again in 1 s");
+            // Replaces a retry timer set above, whose state was not stored.
+            self.schedule_retry(myself, event_id, 0, STORE_RETRY_DELAY);
             return;
         }
         if event.status.is_finished() && !previous.is_finished() {
