@@ -471,3 +471,22 @@ async fn store_write_failure_does_not_flood_endpoint() {
     let event = app.wait_for_event_status(&token, &event_id, "Delivered", WAIT).await;
     assert_eq!(attempt_count(&event), 1, "only the recorded attempt: {event}");
 }
+
+#[tokio::test]
+async fn parallel_delivery_sends_each_once() {
+    let mut config = AppConfig::default();
+    config.set("delivery", "max_in_flight_per_subscription", "4");
+    let app = TestApp::start_with(config).await;
+    let token = app.token("acme-capital");
+    let (receiver, _) = subscribe(&app, &token, &["lease.created"], None).await;
+    receiver.set_default(Reply::ok().delayed(Duration::from_millis(50)));
+    let published = publish_sequence(&app, "lease.created", 24).await;
+    receiver.wait_for(24, WAIT).await;
+    let mut got = received_order(&receiver);
+    got.sort();
+    let mut want = published.clone();
+    want.sort();
+    assert_eq!(got, want, "every event once");
+    let extra = wait_until(Duration::from_millis(300), || async { receiver.count() > 24 }).await;
+    assert!(!extra, "no duplicates");
+}
