@@ -64,6 +64,13 @@ impl Default for AppConfig {
             .set("auth", "hs256_secret", &format!("{TEST_JWT_SECRET:?}"))
             .set("delivery", "allow_http", "true")
             .set("delivery", "ssrf_exempt", r#"["127.0.0.1/32"]"#)
+            // Deliveries may reach loopback only, and no DNS query leaves the machine.
+            .set(
+                "delivery",
+                "allowed_networks",
+                r#"["127.0.0.0/8", "::1/128"]"#,
+            )
+            .set("delivery", "static_dns_only", "true")
             .set("delivery", "time_scale", "0.01")
             .set("delivery", "connect_timeout_seconds", "2")
             .set("delivery", "total_timeout_seconds", "5")
