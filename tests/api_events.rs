@@ -429,21 +429,46 @@ async fn delete_fails_unfinished_and_keeps_history() {
         .create_subscription(&token, &failing.url, &["property.deleted"], Some(slow))
         .await;
     let sub_id = id_of(&sub);
-    let created = publish_many(&app, "acme-capital", &["property.deleted", "property.deleted"]).await;
-    app.wait_for_event_status(&token, &created[0], "Retrying", Duration::from_secs(30)).await;
+    let created = publish_many(
+        &app,
+        "acme-capital",
+        &["property.deleted", "property.deleted"],
+    )
+    .await;
+    app.wait_for_event_status(&token, &created[0], "Retrying", Duration::from_secs(30))
+        .await;
 
-    let (status, _) = app.delete(&format!("/v1/subscriptions/{sub_id}"), &token).await;
+    let (status, _) = app
+        .delete(&format!("/v1/subscriptions/{sub_id}"), &token)
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     for id in &created {
-        let event = app.wait_for_event_status(&token, id, "Failed", Duration::from_secs(30)).await;
-        assert!(event["statusReason"].as_str().is_some_and(|r| r.contains("deleted")), "{event}");
-        let (status, problem) = app.post_empty(&format!("/v1/events/{id}/retry"), &token).await;
+        let event = app
+            .wait_for_event_status(&token, id, "Failed", Duration::from_secs(30))
+            .await;
+        assert!(
+            event["statusReason"]
+                .as_str()
+                .is_some_and(|r| r.contains("deleted")),
+            "{event}"
+        );
+        let (status, problem) = app
+            .post_empty(&format!("/v1/events/{id}/retry"), &token)
+            .await;
         assert_problem(status, &problem, 409);
     }
-    let (_, list) = app.get(&format!("/v1/events?subscriptionId={sub_id}"), &token).await;
-    assert_eq!(list["pagination"]["totalItems"], 2, "history is kept: {list}");
+    let (_, list) = app
+        .get(&format!("/v1/events?subscriptionId={sub_id}"), &token)
+        .await;
+    assert_eq!(
+        list["pagination"]["totalItems"], 2,
+        "history is kept: {list}"
+    );
     let attempts_before = failing.count();
-    let more = wait_until(Duration::from_millis(500), || async { failing.count() > attempts_before }).await;
+    let more = wait_until(Duration::from_millis(500), || async {
+        failing.count() > attempts_before
+    })
+    .await;
     assert!(!more, "no attempt after delete");
 }
 
@@ -459,16 +484,24 @@ async fn retry_while_paused_waits_for_resume() {
         .await;
     let sub_path = format!("/v1/subscriptions/{}", id_of(&sub));
     let created = publish_many(&app, "acme-capital", &["report.failed"]).await;
-    app.wait_for_event_status(&token, &created[0], "Failed", Duration::from_secs(30)).await;
+    app.wait_for_event_status(&token, &created[0], "Failed", Duration::from_secs(30))
+        .await;
 
     app.post_empty(&format!("{sub_path}/pause"), &token).await;
-    let (status, body) = app.post_empty(&format!("/v1/events/{}/retry", created[0]), &token).await;
+    let (status, body) = app
+        .post_empty(&format!("/v1/events/{}/retry", created[0]), &token)
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(app.event(&token, &created[0]).await["status"], "Pending");
-    let sent = wait_until(Duration::from_millis(500), || async { receiver.count() > 1 }).await;
+    let sent = wait_until(Duration::from_millis(500), || async {
+        receiver.count() > 1
+    })
+    .await;
     assert!(!sent, "a paused subscription sends no retry");
 
     app.post_empty(&format!("{sub_path}/resume"), &token).await;
-    let event = app.wait_for_event_status(&token, &created[0], "Delivered", Duration::from_secs(30)).await;
+    let event = app
+        .wait_for_event_status(&token, &created[0], "Delivered", Duration::from_secs(30))
+        .await;
     assert_eq!(event["deliveryAttempts"].as_array().unwrap().len(), 2);
 }

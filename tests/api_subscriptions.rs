@@ -596,3 +596,75 @@ async fn routes_require_a_bearer_token() {
         }
     }
 }
+
+#[tokio::test]
+async fn disabled_subscription_resumes_after_verification() {
+    let app = TestApp::start().await;
+    let token = app.token("acme-capital");
+    let (receiver, sub) = subscribe(&app, &token, &["lease.expired"], None).await;
+    let path = format!("/v1/subscriptions/{}", id_of(&sub));
+    receiver.script([Reply::status(410)]);
+    let result = app
+        .publish(&platform_event("acme-capital", "lease.expired"))
+        .await;
+    let event_id = result["events"][0]["id"].as_str().unwrap();
+    let event = app
+        .wait_for_event_status(
+            &token,
+            event_id,
+            "Failed",
+            std::time::Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(
+        event["deliveryAttempts"].as_array().unwrap().len(),
+        1,
+        "410 is not retried"
+    );
+
+    let (_, fetched) = app.get(&path, &token).await;
+    assert_eq!(fetched["status"], "Disabled", "{fetched}");
+    assert!(
+        fetched["statusReason"]
+            .as_str()
+            .is_some_and(|r| r.contains("410")),
+        "{fetched}"
+    );
+    let result = app
+        .publish(&platform_event("acme-capital", "lease.expired"))
+        .await;
+    assert_eq!(
+        result["deliveries"], 0,
+        "no events are stored for a Disabled subscription"
+    );
+    let (_, disabled) = app.get("/v1/subscriptions?status=Disabled", &token).await;
+    assert_eq!(ids(&disabled), vec![id_of(&sub)]);
+
+    let (status, problem) = app.post_empty(&format!("{path}/pause"), &token).await;
+    assert_problem(status, &problem, 409);
+
+    receiver.script_verification();
+    receiver.set_default(Reply::status(500));
+    let (status, problem) = app.post_empty(&format!("{path}/resume"), &token).await;
+    assert_problem(status, &problem, 400);
+    let (_, fetched) = app.get(&path, &token).await;
+    assert_eq!(fetched["status"], "Disabled");
+
+    receiver.answer_verification();
+    receiver.set_default(Reply::ok());
+    let (status, resumed) = app.post_empty(&format!("{path}/resume"), &token).await;
+    assert_eq!(status, StatusCode::OK, "{resumed}");
+    assert_eq!(resumed["status"], "Active");
+    let result = app
+        .publish(&platform_event("acme-capital", "lease.expired"))
+        .await;
+    assert_eq!(result["deliveries"], 1);
+    let event_id = result["events"][0]["id"].as_str().unwrap();
+    app.wait_for_event_status(
+        &token,
+        event_id,
+        "Delivered",
+        std::time::Duration::from_secs(30),
+    )
+    .await;
+}

@@ -454,7 +454,11 @@ async fn store_write_failure_does_not_flood_endpoint() {
     let fault_dir = tempfile::tempdir().unwrap();
     let fault = fault_dir.path().join("fail-writes");
     let mut config = AppConfig::default();
-    config.set("store", "fault_file", &format!("{:?}", fault.display().to_string()));
+    config.set(
+        "store",
+        "fault_file",
+        &format!("{:?}", fault.display().to_string()),
+    );
     let app = TestApp::start_with(config).await;
     let token = app.token("acme-capital");
     let (receiver, _) = subscribe(&app, &token, &["lease.created"], None).await;
@@ -464,12 +468,25 @@ async fn store_write_failure_does_not_flood_endpoint() {
     // The attempt finishes while store writes fail, so it cannot be recorded.
     receiver.wait_for(1, WAIT).await;
     std::fs::write(&fault, "writes fail while this file exists").unwrap();
-    let flooded = wait_until(Duration::from_millis(1500), || async { receiver.count() > 4 }).await;
+    let flooded = wait_until(Duration::from_millis(1500), || async {
+        receiver.count() > 4
+    })
+    .await;
     std::fs::remove_file(&fault).unwrap();
-    assert!(!flooded, "{} requests while the store failed; the resend must wait", receiver.count());
+    assert!(
+        !flooded,
+        "{} requests while the store failed; the resend must wait",
+        receiver.count()
+    );
 
-    let event = app.wait_for_event_status(&token, &event_id, "Delivered", WAIT).await;
-    assert_eq!(attempt_count(&event), 1, "only the recorded attempt: {event}");
+    let event = app
+        .wait_for_event_status(&token, &event_id, "Delivered", WAIT)
+        .await;
+    assert_eq!(
+        attempt_count(&event),
+        1,
+        "only the recorded attempt: {event}"
+    );
 }
 
 #[tokio::test]
@@ -487,6 +504,9 @@ async fn parallel_delivery_sends_each_once() {
     let mut want = published.clone();
     want.sort();
     assert_eq!(got, want, "every event once");
-    let extra = wait_until(Duration::from_millis(300), || async { receiver.count() > 24 }).await;
+    let extra = wait_until(Duration::from_millis(300), || async {
+        receiver.count() > 24
+    })
+    .await;
     assert!(!extra, "no duplicates");
 }
