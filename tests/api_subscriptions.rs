@@ -166,6 +166,27 @@ async fn create_rejects_invalid_fields() {
         .unwrap();
     assert_eq!(response.status().as_u16(), 415, "wrong content type");
 
+    let huge = json!({"url": "http://127.0.0.1:9/h", "eventTypes": ["lease.created"], "description": "x".repeat(300 * 1024)});
+    let (status, problem) = app.post("/v1/subscriptions", &token, &huge).await;
+    assert_problem(status, &problem, 413);
+    let (status, problem) = app
+        .put(&format!("/v1/subscriptions/{MISSING_ID}"), &token, &huge)
+        .await;
+    assert_problem(status, &problem, 413);
+    let response = app
+        .client
+        .put(format!("{}/v1/subscriptions/{MISSING_ID}", app.base))
+        .bearer_auth(&token)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status().as_u16(),
+        415,
+        "PUT without a JSON content type"
+    );
+
     let (_, list) = app.get("/v1/subscriptions", &token).await;
     assert!(ids(&list).is_empty(), "nothing was stored");
 }

@@ -359,7 +359,7 @@ async fn retry_after_postpones_the_retry() {
     let app = TestApp::start().await;
     let token = app.token("acme-capital");
     let receiver = Receiver::start().await;
-    // The schedule says 10 s and the header 60 s: 0.1 s and 0.6 s at time scale 0.01.
+    // The schedule gives 10 s and the header 60 s, so 0.1 s and 0.6 s at time scale 0.01.
     receiver.script([Reply::status(503).header("retry-after", "60")]);
     let policy = json!({"maxRetries": 2, "retryIntervalSeconds": 10, "backoffMultiplier": 1.0});
     app.create_subscription(&token, &receiver.url, &["cashflow.updated"], Some(policy))

@@ -1,5 +1,5 @@
 //! Tenancy: the `account_id` claim scopes every subscription and event. A
-//! resource of another account answers 404, exactly like a missing one, and
+//! resource of another account returns 404, exactly like a missing one, and
 //! never shows up in a list.
 
 mod common;

@@ -10,7 +10,7 @@ use warp::http::StatusCode;
 
 use crate::common::{Receiver, TestApp};
 
-/// A loopback URL on which nothing listens: the port was bound and released.
+/// Returns a loopback URL on which nothing listens, because its port was bound and released.
 pub fn unreachable_url() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -95,11 +95,14 @@ pub async fn subscribe(
 
 /// Returns the subscription id of a created subscription.
 pub fn id_of(value: &Value) -> String {
-    value["id"].as_str().expect("an id").to_string()
+    value["id"]
+        .as_str()
+        .expect("the subscription has an id")
+        .to_string()
 }
 
-/// A minimal HTTP endpoint that answers every request with 200 and echoes a
-/// verification challenge, closing each connection after one answer.
+/// Starts a minimal HTTP endpoint that returns 200 to every request, echoes a
+/// verification challenge and closes each connection after one response.
 /// Aborting the returned task closes the port, so the endpoint becomes
 /// unreachable.
 pub async fn closable_endpoint() -> (String, tokio::task::JoinHandle<()>) {
