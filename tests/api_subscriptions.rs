@@ -689,3 +689,33 @@ async fn disabled_subscription_resumes_after_verification() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn put_reroutes_and_keeps_status() {
+    let app = TestApp::start().await;
+    let token = app.token("acme-capital");
+    let (receiver, sub) = subscribe(&app, &token, &["property.created"], None).await;
+    let path = format!("/v1/subscriptions/{}", id_of(&sub));
+    let (status, _) = app.post_empty(&format!("{path}/pause"), &token).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let body = json!({"url": receiver.url, "eventTypes": ["portfolio.updated"]});
+    let (status, updated) = app.put(&path, &token, &body).await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(
+        updated["status"], "Paused",
+        "an update does not change the status"
+    );
+
+    let old = app
+        .publish(&platform_event("acme-capital", "property.created"))
+        .await;
+    assert_eq!(old["deliveries"], 0, "the old type no longer matches");
+    let new = app
+        .publish(&platform_event("acme-capital", "portfolio.updated"))
+        .await;
+    assert_eq!(new["deliveries"], 1, "the new type matches");
+    let (_, fetched) = app.get(&path, &token).await;
+    assert_eq!(fetched["status"], "Paused");
+    assert_eq!(receiver.count(), 0);
+}
