@@ -267,3 +267,57 @@ async fn unknown_routes_and_methods_are_problems() {
     assert_problem(status, &problem, 405);
     assert!(headers.get("allow").is_some());
 }
+
+#[tokio::test]
+async fn failed_batch_reports_no_duplicates() {
+    let fault_dir = tempfile::tempdir().unwrap();
+    let fault = fault_dir.path().join("fail-writes");
+    let mut config = AppConfig::default();
+    config.set(
+        "store",
+        "fault_file",
+        &format!("{:?}", fault.display().to_string()),
+    );
+    let app = TestApp::start_with(config).await;
+    let acme = app.token("acme-capital");
+    let (receiver, _) = subscribe(&app, &acme, &["lease.created"], None).await;
+    let publisher = app.publisher_token();
+    let event = platform_event("acme-capital", "lease.created");
+
+    // The store cannot write: no item may claim to be accepted, not even a repeat.
+    std::fs::write(&fault, "writes fail while this file exists").unwrap();
+    let (status, body) = app
+        .post(
+            "/v1/platform/events/batch",
+            &publisher,
+            &json!([event, event]),
+        )
+        .await;
+    std::fs::remove_file(&fault).unwrap();
+    if status == StatusCode::OK {
+        for result in body["results"].as_array().unwrap() {
+            let item = result["status"].as_u64().unwrap();
+            assert!(
+                item >= 500,
+                "an item claims success although nothing was stored: {body}"
+            );
+        }
+        assert_eq!(body["accepted"], 0, "{body}");
+        assert_eq!(body["duplicates"], 0, "{body}");
+    } else {
+        assert!(status.is_server_error(), "{status} {body}");
+    }
+
+    // Sent again once the store works, the event is new and delivered once.
+    let (status, body) = app
+        .post(
+            "/v1/platform/events/batch",
+            &publisher,
+            &json!([event, event]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["accepted"], 1, "{body}");
+    assert_eq!(body["duplicates"], 1, "{body}");
+    receiver.wait_for(1, Duration::from_secs(30)).await;
+}

@@ -64,6 +64,9 @@ pub struct RouterState {
 /// A written batch waiting for its flush, then for its notifications and reply.
 struct Commit {
     outcomes: Vec<Result<IngestOutcome, EngineError>>,
+    /// True for each outcome that needs this batch's write: new items and
+    /// their repeats within the batch, but not events accepted earlier.
+    written: Vec<bool>,
     reply: IngestReply,
     notify: Vec<(SubscriptionId, Vec<EventId>)>,
 }
@@ -140,6 +143,7 @@ impl RouterState {
         let mut records = Vec::new();
         let mut seen_in_batch: HashMap<PlatformEventId, usize> = HashMap::new();
         let mut accepted_types = Vec::new();
+        let mut written = Vec::with_capacity(events.len());
 
         for event in events {
             if let Some(&index) = seen_in_batch.get(&event.id) {
@@ -151,6 +155,7 @@ impl RouterState {
                     outcome
                         .ok_or_else(|| EngineError::Internal("duplicate of a failed item".into())),
                 );
+                written.push(true);
                 continue;
             }
             match self.ctx.store.ingest_record(event.id) {
@@ -161,11 +166,13 @@ impl RouterState {
                         deliveries: previous.deliveries,
                         duplicate: true,
                     }));
+                    written.push(false);
                     continue;
                 }
                 Ok(None) => {}
                 Err(error) => {
                     outcomes.push(Err(error.into()));
+                    written.push(false);
                     continue;
                 }
             }
@@ -207,18 +214,15 @@ impl RouterState {
                 deliveries,
                 duplicate: false,
             }));
+            written.push(true);
         }
 
         if !accepted.is_empty()
             && let Err(error) = self.ctx.store.write_ingest(&accepted, &records)
         {
-            // Nothing of this batch was written; fail every new item and keep the duplicates.
-            let message = error.to_string();
-            for outcome in outcomes.iter_mut() {
-                if matches!(outcome, Ok(o) if !o.duplicate) {
-                    *outcome = Err(EngineError::Unavailable(message.clone()));
-                }
-            }
+            // Nothing of this batch was written. Fail every item that needed the
+            // write, and keep the events accepted earlier.
+            fail_written(&mut outcomes, &written, &error.to_string());
             records.clear();
         } else {
             for event_type in accepted_types {
@@ -239,6 +243,7 @@ impl RouterState {
         }
         let commit = Commit {
             outcomes,
+            written,
             reply,
             notify: by_subscription.into_iter().collect(),
         };
@@ -265,11 +270,7 @@ async fn run_commits(
         let flushed = ctx.store.flush().await;
         for mut commit in group {
             if let Err(error) = &flushed {
-                for outcome in commit.outcomes.iter_mut() {
-                    if matches!(outcome, Ok(o) if !o.duplicate) {
-                        *outcome = Err(EngineError::Unavailable(error.to_string()));
-                    }
-                }
+                fail_written(&mut commit.outcomes, &commit.written, &error.to_string());
             }
             // Written events are delivered even if the flush failed: they are in
             // sled's memory, and a client that retries the ingest gets a duplicate.
@@ -280,6 +281,21 @@ async fn run_commits(
                 ));
             }
             let _ = commit.reply.send(commit.outcomes);
+        }
+    }
+}
+
+/// Replaces each successful outcome that needed a failed write with
+/// `Unavailable`, so no repeat within the batch reports a duplicate of an
+/// event that was not stored.
+fn fail_written(
+    outcomes: &mut [Result<IngestOutcome, EngineError>],
+    written: &[bool],
+    message: &str,
+) {
+    for (outcome, needed_write) in outcomes.iter_mut().zip(written) {
+        if *needed_write && outcome.is_ok() {
+            *outcome = Err(EngineError::Unavailable(message.to_string()));
         }
     }
 }
