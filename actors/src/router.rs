@@ -248,9 +248,13 @@ impl RouterState {
             notify: by_subscription.into_iter().collect(),
         };
         if let Err(mpsc::error::SendError(commit)) = self.commits.send(commit) {
-            let _ = commit.reply.send(vec![Err(EngineError::Internal(
-                "the commit task has stopped".into(),
-            ))]);
+            // One result per item, as callers match results to items by position.
+            let results = commit
+                .outcomes
+                .iter()
+                .map(|_| Err(EngineError::Internal("the commit task has stopped".into())))
+                .collect();
+            let _ = commit.reply.send(results);
         }
     }
 }
