@@ -231,7 +231,11 @@ async fn create_fails_verification_and_stores_nothing() {
     let token = app.token("acme-capital");
     let receiver = Receiver::start().await;
     receiver.script_verification();
-    receiver.script([Reply::status(500), Reply::ok().body("not the challenge")]);
+    receiver.script([
+        Reply::status(500),
+        Reply::ok().body("not the challenge"),
+        Reply::status(302).header("location", "http://127.0.0.1:9/elsewhere"),
+    ]);
 
     let body = json!({"url": receiver.url, "eventTypes": ["property.created"]});
     let (status, problem) = app.post("/v1/subscriptions", &token, &body).await;
@@ -257,7 +261,14 @@ async fn create_fails_verification_and_stores_nothing() {
         .await;
     assert_problem(status, &problem, 400);
 
-    assert_eq!(receiver.verifications().len(), 2);
+    let (status, problem) = app.post("/v1/subscriptions", &token, &body).await;
+    assert_problem(status, &problem, 400);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("302"),
+        "a redirect fails: {problem}"
+    );
+
+    assert_eq!(receiver.verifications().len(), 3);
     let (_, list) = app.get("/v1/subscriptions", &token).await;
     assert!(ids(&list).is_empty(), "nothing was stored: {list}");
 }

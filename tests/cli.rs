@@ -217,3 +217,55 @@ async fn listen_rejects_a_wrong_signature() {
     assert_eq!(response.status().as_u16(), 200);
     listener.line_with("msg_good").await;
 }
+
+#[tokio::test]
+async fn publish_json_array_with_a_rejected_event() {
+    let mut config = AppConfig::default();
+    config.set("auth", "hs256_secret", "\"\"");
+    let app = TestApp::start_with(config).await;
+    let data_dir = app.data_dir.display().to_string();
+    let token = cli_token(&["--data-dir", &data_dir, "--account", "acme-capital"]).await;
+    let (receiver, _) = subscribe(&app, &token, &["tenant.created"], None).await;
+
+    let mut invalid = platform_event("acme-capital", "tenant.created");
+    invalid["resourceId"] = json!("not-a-uuid");
+    let events = json!([
+        platform_event("acme-capital", "tenant.created"),
+        invalid,
+        platform_event("acme-capital", "tenant.created"),
+    ]);
+    let file = app.dir.join("events.json");
+    std::fs::write(&file, serde_json::to_string_pretty(&events).unwrap()).unwrap();
+
+    // No --token: publish signs one with the development key in --data-dir.
+    let args: Vec<String> = vec![
+        "publish".into(),
+        "--url".into(),
+        app.base.clone(),
+        "--data-dir".into(),
+        data_dir,
+        file.display().to_string(),
+    ];
+    let output = tokio::task::spawn_blocking(move || Command::new(BIN).args(&args).output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !output.status.success(),
+        "a rejected event makes publish fail: {stdout}"
+    );
+    assert!(
+        stdout.contains("3 events: 2 accepted (2 deliveries queued), 0 duplicates, 1 rejected"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("event 2:"),
+        "the rejected event is named by position: {stdout}"
+    );
+    assert!(
+        stdout.contains("resourceId"),
+        "the problem names the field: {stdout}"
+    );
+    receiver.wait_for(2, Duration::from_secs(30)).await;
+}
