@@ -121,7 +121,8 @@ impl Engine {
         // Fail fast on a conflict before contacting the endpoint; the
         // supervisor checks again when it stores the subscription.
         crate::supervisor::check_create(&self.ctx, &sub)?;
-        self.verify(&sub.url, &sub.secret).await?;
+        self.verify(&sub.url, std::slice::from_ref(&sub.secret))
+            .await?;
         self.ask_supervisor(|reply| SupervisorMsg::Create(sub, reply))
             .await
     }
@@ -171,7 +172,10 @@ impl Engine {
         let others = self.ctx.store.account_subscriptions(account)?;
         check_conflict(&candidate, others.iter())?;
         if current.url.normalized() != spec.url.normalized() {
-            self.verify(&spec.url, &current.secret).await?;
+            // During a rotation's grace period the endpoint may still know
+            // only the previous secret, so the challenge carries both.
+            self.verify(&spec.url, &current.signing_secrets(Utc::now()))
+                .await?;
         }
         self.ask_actor(id, |reply| SubscriptionMsg::Update(spec, reply))
             .await
@@ -311,9 +315,8 @@ impl Engine {
     pub fn health(&self) -> HealthReport {
         let engine_running = matches!(self.supervisor.get_status(), ractor::ActorStatus::Running)
             && matches!(self.router.get_status(), ractor::ActorStatus::Running);
-        let store_healthy = self.ctx.store.is_healthy() || self.ctx.store.probe().is_ok();
         HealthReport {
-            store_healthy,
+            store_healthy: self.ctx.store.probe(),
             engine_running,
             queue_depth: self.ctx.store.unfinished_count(),
             recent_error_rate: self.ctx.recent_error_rate(),
@@ -373,13 +376,13 @@ impl Engine {
     async fn verify(
         &self,
         url: &crate::model::EndpointUrl,
-        secret: &SigningSecret,
+        secrets: &[SigningSecret],
     ) -> Result<(), EngineError> {
         self.ctx
             .client
-            .verify_endpoint(url, secret)
+            .verify_endpoint(url, secrets)
             .await
-            .map_err(EngineError::VerificationFailed)
+            .map_err(EngineError::from)
     }
 
     fn subscription_events_visible(

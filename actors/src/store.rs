@@ -137,7 +137,11 @@ struct Inner {
     dir: PathBuf,
     db: sled::Db,
     flush_requests: mpsc::UnboundedSender<oneshot::Sender<StoreResult<()>>>,
+    /// Result of the last read or write.
     healthy: AtomicBool,
+    /// True from a failed write until the next write succeeds, so a read
+    /// that works does not hide writes that fail.
+    writes_failing: AtomicBool,
     unfinished: AtomicI64,
     counts: EventCounts,
     fault_file: Option<PathBuf>,
@@ -165,6 +169,7 @@ impl Store {
                 db: db.clone(),
                 flush_requests,
                 healthy: AtomicBool::new(true),
+                writes_failing: AtomicBool::new(false),
                 unfinished: AtomicI64::new(0),
                 counts: EventCounts::default(),
                 fault_file: config.fault_file.clone(),
@@ -186,23 +191,34 @@ impl Store {
         &self.inner.dir
     }
 
-    /// False after a failed read or write, true again after the next success.
+    /// False after a failed read, or after a failed write until a write
+    /// succeeds again.
     pub fn is_healthy(&self) -> bool {
         self.inner.healthy.load(Ordering::Relaxed)
+            && !self.inner.writes_failing.load(Ordering::Relaxed)
+    }
+
+    /// Tries a small write and a read when the store is unhealthy, so health
+    /// recovers without waiting for other traffic. Returns [`Self::is_healthy`].
+    pub fn probe(&self) -> bool {
+        if self.is_healthy() {
+            return true;
+        }
+        let key = key1(META, b"health_probe");
+        let written = self.check_fault().and_then(|()| {
+            let stamp = Utc::now().timestamp_millis().to_be_bytes();
+            let result = self.inner.db.insert(&key, &stamp[..]);
+            self.track_write(result.map(|_| ()).map_err(StoreError::from))
+        });
+        if written.is_ok() {
+            let _ = self.track(self.inner.db.get(&key).map_err(StoreError::from));
+        }
+        self.is_healthy()
     }
 
     /// Events that are Pending or Retrying.
     pub fn unfinished_count(&self) -> u64 {
         self.inner.unfinished.load(Ordering::Relaxed).max(0) as u64
-    }
-
-    /// Writes a small record to find out whether the store accepts writes
-    /// again; used by health checks while the store is marked unhealthy.
-    pub fn probe(&self) -> StoreResult<()> {
-        self.check_fault()?;
-        let stamp = Utc::now().timestamp_millis().to_be_bytes();
-        let result = self.inner.db.insert(key1(META, b"probe"), &stamp[..]);
-        self.track(result.map(|_| ()).map_err(StoreError::from))
     }
 
     /// Waits until every write made before the call is on disk. Concurrent
@@ -216,6 +232,10 @@ impl Store {
         let result = receiver
             .await
             .unwrap_or_else(|_| Err(StoreError::Io("the flusher has stopped".into())));
+        // A flush that works says nothing about new writes, so only a failure counts.
+        if result.is_err() {
+            self.inner.writes_failing.store(true, Ordering::Relaxed);
+        }
         self.track(result)
     }
 
@@ -268,7 +288,7 @@ impl Store {
         let mut index_key = account_prefix(BY_ACCOUNT_SUBSCRIPTION, &subscription.account_id);
         index_key.extend_from_slice(subscription.id.as_bytes());
         batch.insert(index_key, &[][..]);
-        self.track(self.inner.db.apply_batch(batch).map_err(StoreError::from))
+        self.track_write(self.inner.db.apply_batch(batch).map_err(StoreError::from))
     }
 
     pub fn delete_subscription(&self, subscription: &Subscription) -> StoreResult<()> {
@@ -278,7 +298,7 @@ impl Store {
         let mut index_key = account_prefix(BY_ACCOUNT_SUBSCRIPTION, &subscription.account_id);
         index_key.extend_from_slice(subscription.id.as_bytes());
         batch.remove(index_key);
-        self.track(self.inner.db.apply_batch(batch).map_err(StoreError::from))
+        self.track_write(self.inner.db.apply_batch(batch).map_err(StoreError::from))
     }
 
     // --- ingest ----------------------------------------------------------
@@ -312,7 +332,7 @@ impl Store {
                 &[][..],
             );
         }
-        self.track(self.inner.db.apply_batch(batch).map_err(StoreError::from))?;
+        self.track_write(self.inner.db.apply_batch(batch).map_err(StoreError::from))?;
         self.inner
             .unfinished
             .fetch_add(events.len() as i64, Ordering::Relaxed);
@@ -369,7 +389,7 @@ impl Store {
                 batch.remove(retry_key);
             }
         }
-        self.track(self.inner.db.apply_batch(batch).map_err(StoreError::from))?;
+        self.track_write(self.inner.db.apply_batch(batch).map_err(StoreError::from))?;
         let delta = match (previous.is_finished(), event.status.is_finished()) {
             (false, true) => -1,
             (true, false) => 1,
@@ -611,7 +631,7 @@ impl Store {
                 }
             }
         }
-        self.track(self.inner.db.apply_batch(batch).map_err(StoreError::from))?;
+        self.track_write(self.inner.db.apply_batch(batch).map_err(StoreError::from))?;
         for (account, subscription, status, event_type) in pruned {
             self.inner
                 .counts
@@ -651,10 +671,18 @@ impl Store {
         if let Some(path) = &self.inner.fault_file
             && path.exists()
         {
-            self.inner.healthy.store(false, Ordering::Relaxed);
-            return Err(StoreError::Injected(path.display().to_string()));
+            let error = StoreError::Injected(path.display().to_string());
+            self.inner.writes_failing.store(true, Ordering::Relaxed);
+            return self.track(Err(error));
         }
         Ok(())
+    }
+
+    fn track_write<T>(&self, result: StoreResult<T>) -> StoreResult<T> {
+        self.inner
+            .writes_failing
+            .store(result.is_err(), Ordering::Relaxed);
+        self.track(result)
     }
 
     fn track<T>(&self, result: StoreResult<T>) -> StoreResult<T> {

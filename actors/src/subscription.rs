@@ -14,7 +14,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::oneshot;
 
 use crate::context::Context;
-use crate::delivery::{AttemptReport, SignedRequest};
+use crate::delivery::{AttemptReport, SignedRequest, VerifyError};
 use crate::error::EngineError;
 use crate::model::{
     DeliveryAttempt, EventId, EventRecord, EventStatus, PreviousSecret, SigningSecret,
@@ -61,7 +61,7 @@ pub enum SubscriptionMsg {
         event_id: EventId,
         attempt: u32,
     },
-    ResumeVerified(Result<(), String>, Reply<Subscription>),
+    ResumeVerified(Result<(), VerifyError>, Reply<Subscription>),
     IdleCheck,
     /// Runs the pump again, after a store error postponed it.
     Wake,
@@ -598,19 +598,19 @@ impl SubscriptionState {
             SubscriptionStatus::Disabled => {
                 let client = self.ctx.client.clone();
                 let url = self.sub.url.clone();
-                let secret = self.sub.secret.clone();
+                let secrets = self.sub.signing_secrets(Utc::now());
                 let myself = myself.clone();
                 tokio::spawn(async move {
-                    let result = client.verify_endpoint(&url, &secret).await;
+                    let result = client.verify_endpoint(&url, &secrets).await;
                     let _ = myself.cast(SubscriptionMsg::ResumeVerified(result, reply));
                 });
             }
         }
     }
 
-    fn resume_verified(&mut self, result: Result<(), String>, reply: Reply<Subscription>) {
-        if let Err(reason) = result {
-            let _ = reply.send(Err(EngineError::VerificationFailed(reason)));
+    fn resume_verified(&mut self, result: Result<(), VerifyError>, reply: Reply<Subscription>) {
+        if let Err(error) = result {
+            let _ = reply.send(Err(error.into()));
             return;
         }
         if self.sub.status == SubscriptionStatus::Disabled {

@@ -528,7 +528,7 @@ impl Receiver {
         self.state.lock().unwrap().answer_verification = false;
     }
 
-    /// Makes the receiver answer verification requests itself again.
+    /// Makes the receiver answer verification challenges itself again.
     pub fn answer_verification(&self) {
         self.state.lock().unwrap().answer_verification = true;
     }
