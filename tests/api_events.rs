@@ -505,3 +505,79 @@ async fn retry_while_paused_waits_for_resume() {
         .await;
     assert_eq!(event["deliveryAttempts"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_during_ingest_leaves_nothing_pending() {
+    let app = TestApp::start().await;
+    let token = app.token("acme-capital");
+    let (_receiver, sub) = subscribe(&app, &token, &["lease.created"], None).await;
+    let sub_id = id_of(&sub);
+    let (status, _) = app
+        .post_empty(&format!("/v1/subscriptions/{sub_id}/pause"), &token)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Several publishers keep the router busy until the subscription is deleted.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut publishers = Vec::new();
+    for _ in 0..4 {
+        let stop = stop.clone();
+        let client = app.client.clone();
+        let url = format!("{}/v1/platform/events/batch", app.base);
+        let token = app.publisher_token();
+        publishers.push(tokio::spawn(async move {
+            for _ in 0..100 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                let batch: Vec<Value> = (0..50)
+                    .map(|_| platform_event("acme-capital", "lease.created"))
+                    .collect();
+                let response = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&batch)
+                    .send()
+                    .await;
+                assert_eq!(response.unwrap().status().as_u16(), 200);
+            }
+        }));
+    }
+    let all_query = format!("/v1/events?subscriptionId={sub_id}&pageSize=1");
+    let busy = wait_until(Duration::from_secs(30), || async {
+        let (_, list) = app.get(&all_query, &token).await;
+        list["pagination"]["totalItems"].as_u64().unwrap_or(0) >= 300
+    })
+    .await;
+    assert!(
+        busy,
+        "events were routed to the subscription before the delete"
+    );
+    let (status, _) = app
+        .delete(&format!("/v1/subscriptions/{sub_id}"), &token)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for publisher in publishers {
+        publisher.await.unwrap();
+    }
+
+    // Every event stored for the subscription ends Failed; none stays queued.
+    let pending_query = format!("/v1/events?subscriptionId={sub_id}&status=Pending&pageSize=1");
+    let settled = wait_until(Duration::from_secs(10), || async {
+        let (_, list) = app.get(&pending_query, &token).await;
+        list["pagination"]["totalItems"] == 0
+    })
+    .await;
+    let (_, pending) = app.get(&pending_query, &token).await;
+    let (_, all) = app.get(&all_query, &token).await;
+    assert!(
+        settled,
+        "{} of {} events of the deleted subscription stay Pending",
+        pending["pagination"]["totalItems"], all["pagination"]["totalItems"]
+    );
+    let (_, health) = app
+        .request(reqwest::Method::GET, "/v1/health", None, None)
+        .await;
+    assert_eq!(health["queueDepth"], 0, "{health}");
+}

@@ -37,6 +37,9 @@ pub enum RouterMsg {
     /// A subscription was created or changed.
     Upsert(Box<Subscription>),
     Remove(SubscriptionId),
+    /// Replies once the router has handled every message sent before this
+    /// one, so the caller knows which ingests were written before a change.
+    Barrier(oneshot::Sender<()>),
 }
 
 #[derive(Clone, Copy)]
@@ -105,6 +108,9 @@ impl Actor for Router {
             RouterMsg::Ingest(events, reply) => state.ingest(events, reply),
             RouterMsg::Upsert(sub) => state.upsert(&sub),
             RouterMsg::Remove(id) => state.remove(id),
+            RouterMsg::Barrier(reply) => {
+                let _ = reply.send(());
+            }
         }
         Ok(())
     }

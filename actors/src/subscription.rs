@@ -540,12 +540,24 @@ impl SubscriptionState {
         let store = self.ctx.store.clone();
         let id = self.sub.id;
         let event_reason = format!("the subscription was disabled: {reason}");
-        tokio::task::spawn_blocking(move || match store.fail_unfinished(id, &event_reason) {
-            Ok(count) => {
-                tracing::info!(subscription_id = %id, count, "queued events failed because the subscription was disabled")
-            }
-            Err(error) => {
-                tracing::error!(subscription_id = %id, %error, "cannot fail the queued events of a disabled subscription")
+        let (barrier, router_caught_up) = oneshot::channel();
+        let _ = self.router.cast(RouterMsg::Barrier(barrier));
+        tokio::spawn(async move {
+            // The router writes events for this subscription until it handles
+            // the Upsert above, so fail its queued events only after that.
+            let _ = router_caught_up.await;
+            let failed =
+                tokio::task::spawn_blocking(move || store.fail_unfinished(id, &event_reason)).await;
+            match failed {
+                Ok(Ok(count)) => {
+                    tracing::info!(subscription_id = %id, count, "queued events failed because the subscription was disabled")
+                }
+                Ok(Err(error)) => {
+                    tracing::error!(subscription_id = %id, %error, "cannot fail the queued events of a disabled subscription")
+                }
+                Err(error) => {
+                    tracing::error!(subscription_id = %id, %error, "the task failing a disabled subscription's events panicked")
+                }
             }
         });
     }
