@@ -581,3 +581,66 @@ async fn delete_during_ingest_leaves_nothing_pending() {
         .await;
     assert_eq!(health["queueDepth"], 0, "{health}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disable_during_ingest_leaves_nothing_pending() {
+    let app = TestApp::start().await;
+    let token = app.token("acme-capital");
+    let receiver = Receiver::start().await;
+    // The first delivery gets 410 Gone, which disables the subscription.
+    receiver.set_default(Reply::status(410).delayed(Duration::from_millis(200)));
+    let sub = app
+        .create_subscription(&token, &receiver.url, &["tenant.created"], None)
+        .await;
+    let sub_id = id_of(&sub);
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut publishers = Vec::new();
+    for _ in 0..4 {
+        let stop = stop.clone();
+        let client = app.client.clone();
+        let url = format!("{}/v1/platform/events/batch", app.base);
+        let token = app.publisher_token();
+        publishers.push(tokio::spawn(async move {
+            for _ in 0..100 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                let batch: Vec<Value> = (0..50)
+                    .map(|_| platform_event("acme-capital", "tenant.created"))
+                    .collect();
+                let response = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&batch)
+                    .send()
+                    .await;
+                assert_eq!(response.unwrap().status().as_u16(), 200);
+            }
+        }));
+    }
+    let path = format!("/v1/subscriptions/{sub_id}");
+    let disabled = wait_until(Duration::from_secs(30), || async {
+        app.get(&path, &token).await.1["status"] == "Disabled"
+    })
+    .await;
+    assert!(disabled, "410 disables the subscription");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for publisher in publishers {
+        publisher.await.unwrap();
+    }
+
+    let pending_query = format!("/v1/events?subscriptionId={sub_id}&status=Pending&pageSize=1");
+    let settled = wait_until(Duration::from_secs(10), || async {
+        let (_, list) = app.get(&pending_query, &token).await;
+        list["pagination"]["totalItems"] == 0
+    })
+    .await;
+    let (_, pending) = app.get(&pending_query, &token).await;
+    assert!(
+        settled,
+        "{} events of the disabled subscription stay Pending",
+        pending["pagination"]["totalItems"]
+    );
+    assert_eq!(receiver.count(), 1, "nothing is sent after 410");
+}
