@@ -57,13 +57,9 @@ impl Engine {
             Store::open(&config.store).map_err(|e| EngineError::Unavailable(e.to_string()))?;
         let client = DeliveryClient::new(config.delivery).map_err(EngineError::Internal)?;
         let ctx = Arc::new(Context::new(store, client, config.settings));
-        let (supervisor, _) = Actor::spawn(
-            Some("supervisor".into()),
-            Supervisor,
-            SupervisorArgs { ctx: ctx.clone() },
-        )
-        .await
-        .map_err(|e| EngineError::Internal(format!("cannot start the supervisor: {e}")))?;
+        let (supervisor, _) = Actor::spawn(None, Supervisor, SupervisorArgs { ctx: ctx.clone() })
+            .await
+            .map_err(|e| EngineError::Internal(format!("cannot start the supervisor: {e}")))?;
         let (sender, receiver) = oneshot::channel();
         supervisor
             .cast(SupervisorMsg::GetRouter(sender))
@@ -72,6 +68,7 @@ impl Engine {
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))?;
         tokio::spawn(run_pruner(ctx.clone()));
+        tokio::spawn(run_store_probe(ctx.clone()));
         Ok(Engine {
             ctx,
             supervisor,
@@ -316,7 +313,7 @@ impl Engine {
         let engine_running = matches!(self.supervisor.get_status(), ractor::ActorStatus::Running)
             && matches!(self.router.get_status(), ractor::ActorStatus::Running);
         HealthReport {
-            store_healthy: self.ctx.store.probe(),
+            store_healthy: self.ctx.store.is_healthy(),
             engine_running,
             queue_depth: self.ctx.store.unfinished_count(),
             recent_error_rate: self.ctx.recent_error_rate(),
@@ -365,6 +362,7 @@ impl Engine {
             .is_ok()
         {
             let _ = receiver.await;
+            tracing::info!("subscription actors stopped");
         }
         match self.ctx.store.flush().await {
             Ok(()) => tracing::info!("store flushed"),
@@ -432,6 +430,19 @@ impl Engine {
         receiver.await.map_err(|_| {
             EngineError::Internal("the subscription actor stopped before it replied".into())
         })?
+    }
+}
+
+/// Probes an unhealthy store every second with a small write and flush, so
+/// health turns Healthy again once the disk accepts writes, even when no
+/// request writes anything.
+async fn run_store_probe(ctx: Arc<Context>) {
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        interval.tick().await;
+        if !ctx.store.is_healthy() && ctx.store.probe().await.is_ok() {
+            tracing::info!("the store accepts writes again");
+        }
     }
 }
 

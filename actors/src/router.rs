@@ -67,9 +67,6 @@ pub struct RouterState {
 /// A written batch waiting for its flush, then for its notifications and reply.
 struct Commit {
     outcomes: Vec<Result<IngestOutcome, EngineError>>,
-    /// True for each outcome that needs this batch's write: new items and
-    /// their repeats within the batch, but not events accepted earlier.
-    written: Vec<bool>,
     reply: IngestReply,
     notify: Vec<(SubscriptionId, Vec<EventId>)>,
 }
@@ -149,6 +146,8 @@ impl RouterState {
         let mut records = Vec::new();
         let mut seen_in_batch: HashMap<PlatformEventId, usize> = HashMap::new();
         let mut accepted_types = Vec::new();
+        // True for each outcome that needs this batch's write: new items and
+        // their repeats within the batch, but not events accepted earlier.
         let mut written = Vec::with_capacity(events.len());
 
         for event in events {
@@ -249,7 +248,6 @@ impl RouterState {
         }
         let commit = Commit {
             outcomes,
-            written,
             reply,
             notify: by_subscription.into_iter().collect(),
         };
@@ -280,7 +278,13 @@ async fn run_commits(
         let flushed = ctx.store.flush().await;
         for mut commit in group {
             if let Err(error) = &flushed {
-                fail_written(&mut commit.outcomes, &commit.written, &error.to_string());
+                // Duplicates fail too: the original they repeat may be one of
+                // the writes this flush did not make durable.
+                for outcome in commit.outcomes.iter_mut() {
+                    if outcome.is_ok() {
+                        *outcome = Err(EngineError::Unavailable(error.to_string()));
+                    }
+                }
             }
             // Written events are delivered even if the flush failed: they are in
             // sled's memory, and a client that retries the ingest gets a duplicate.
