@@ -37,6 +37,9 @@ pub enum RouterMsg {
     /// A subscription was created or changed.
     Upsert(Box<Subscription>),
     Remove(SubscriptionId),
+    /// Replies once the router has handled every message sent before this
+    /// one, so the caller knows which ingests were written before a change.
+    Barrier(oneshot::Sender<()>),
 }
 
 #[derive(Clone, Copy)]
@@ -102,6 +105,9 @@ impl Actor for Router {
             RouterMsg::Ingest(events, reply) => state.ingest(events, reply),
             RouterMsg::Upsert(sub) => state.upsert(&sub),
             RouterMsg::Remove(id) => state.remove(id),
+            RouterMsg::Barrier(reply) => {
+                let _ = reply.send(());
+            }
         }
         Ok(())
     }
@@ -140,6 +146,9 @@ impl RouterState {
         let mut records = Vec::new();
         let mut seen_in_batch: HashMap<PlatformEventId, usize> = HashMap::new();
         let mut accepted_types = Vec::new();
+        // True for each outcome that needs this batch's write: new items and
+        // their repeats within the batch, but not events accepted earlier.
+        let mut written = Vec::with_capacity(events.len());
 
         for event in events {
             if let Some(&index) = seen_in_batch.get(&event.id) {
@@ -151,6 +160,7 @@ impl RouterState {
                     outcome
                         .ok_or_else(|| EngineError::Internal("duplicate of a failed item".into())),
                 );
+                written.push(true);
                 continue;
             }
             match self.ctx.store.ingest_record(event.id) {
@@ -161,11 +171,13 @@ impl RouterState {
                         deliveries: previous.deliveries,
                         duplicate: true,
                     }));
+                    written.push(false);
                     continue;
                 }
                 Ok(None) => {}
                 Err(error) => {
                     outcomes.push(Err(error.into()));
+                    written.push(false);
                     continue;
                 }
             }
@@ -207,18 +219,15 @@ impl RouterState {
                 deliveries,
                 duplicate: false,
             }));
+            written.push(true);
         }
 
         if !accepted.is_empty()
             && let Err(error) = self.ctx.store.write_ingest(&accepted, &records)
         {
-            // Nothing of this batch was written; fail every new item and keep the duplicates.
-            let message = error.to_string();
-            for outcome in outcomes.iter_mut() {
-                if matches!(outcome, Ok(o) if !o.duplicate) {
-                    *outcome = Err(EngineError::Unavailable(message.clone()));
-                }
-            }
+            // Nothing of this batch was written. Fail every item that needed the
+            // write, and keep the events accepted earlier.
+            fail_written(&mut outcomes, &written, &error.to_string());
             records.clear();
         } else {
             for event_type in accepted_types {
@@ -243,9 +252,13 @@ impl RouterState {
             notify: by_subscription.into_iter().collect(),
         };
         if let Err(mpsc::error::SendError(commit)) = self.commits.send(commit) {
-            let _ = commit.reply.send(vec![Err(EngineError::Internal(
-                "the commit task has stopped".into(),
-            ))]);
+            // One result per item, as callers match results to items by position.
+            let results = commit
+                .outcomes
+                .iter()
+                .map(|_| Err(EngineError::Internal("the commit task has stopped".into())))
+                .collect();
+            let _ = commit.reply.send(results);
         }
     }
 }
@@ -282,6 +295,21 @@ async fn run_commits(
                 ));
             }
             let _ = commit.reply.send(commit.outcomes);
+        }
+    }
+}
+
+/// Replaces each successful outcome that needed a failed write with
+/// `Unavailable`, so no repeat within the batch reports a duplicate of an
+/// event that was not stored.
+fn fail_written(
+    outcomes: &mut [Result<IngestOutcome, EngineError>],
+    written: &[bool],
+    message: &str,
+) {
+    for (outcome, needed_write) in outcomes.iter_mut().zip(written) {
+        if *needed_write && outcome.is_ok() {
+            *outcome = Err(EngineError::Unavailable(message.to_string()));
         }
     }
 }

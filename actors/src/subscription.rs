@@ -189,7 +189,10 @@ impl Actor for SubscriptionActor {
         if message.is_forwarded() {
             state.received += 1;
         }
-        state.last_activity = Instant::now();
+        // The actor's own timers are not activity, or an idle actor would never stop.
+        if !matches!(message, SubscriptionMsg::IdleCheck | SubscriptionMsg::Wake) {
+            state.last_activity = Instant::now();
+        }
         match message {
             SubscriptionMsg::EventsArrived(ids) => state.events_arrived(ids),
             SubscriptionMsg::Pause(reply) => state.pause(reply),

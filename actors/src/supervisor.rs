@@ -311,9 +311,15 @@ impl SupervisorState {
         }
         self.ctx.status_changed(Some(sub.status), None);
         let _ = self.router.cast(RouterMsg::Remove(id));
+        let (barrier, router_caught_up) = oneshot::channel();
+        let _ = self.router.cast(RouterMsg::Barrier(barrier));
         tracing::info!(subscription_id = %id, "subscription deleted");
         let store = self.ctx.store.clone();
         tokio::spawn(async move {
+            // Ingests queued at the router before Remove still write events for
+            // this subscription, so fail its events only after those writes.
+            // An error means the router stopped, and then it writes nothing more.
+            let _ = router_caught_up.await;
             let failed = {
                 let store = store.clone();
                 tokio::task::spawn_blocking(move || {
