@@ -1,0 +1,70 @@
+//! The key layout described in the module documentation of `store`.
+
+use super::encode;
+use crate::model::{AccountId, EventId, EventRecord};
+
+pub(super) const META: u8 = b'M';
+pub(super) const SUBSCRIPTION: u8 = b'S';
+pub(super) const BY_ACCOUNT_SUBSCRIPTION: u8 = b'C';
+pub(super) const EVENT: u8 = b'E';
+pub(super) const BY_SUBSCRIPTION: u8 = b'B';
+pub(super) const BY_ACCOUNT: u8 = b'A';
+pub(super) const QUEUE: u8 = b'Q';
+pub(super) const RETRY: u8 = b'R';
+pub(super) const INGESTED: u8 = b'I';
+
+pub(super) fn put_event_entries(batch: &mut sled::Batch, event: &EventRecord) {
+    let index_value = [event.status.code(), event.event_type.code()];
+    batch.insert(key1(EVENT, event.id.as_bytes()), encode(event));
+    batch.insert(
+        key2(
+            BY_SUBSCRIPTION,
+            event.subscription_id.as_bytes(),
+            event.id.as_bytes(),
+        ),
+        &index_value[..],
+    );
+    let mut account_value = index_value.to_vec();
+    account_value.extend_from_slice(event.subscription_id.as_bytes());
+    batch.insert(account_key(&event.account_id, event.id), account_value);
+}
+
+pub(super) fn account_key(account: &AccountId, id: EventId) -> Vec<u8> {
+    let mut key = account_prefix(BY_ACCOUNT, account);
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// `prefix`, the account id and a 0x00 separator (account ids never contain 0x00).
+pub(super) fn account_prefix(prefix: u8, account: &AccountId) -> Vec<u8> {
+    let mut key = vec![prefix];
+    key.extend_from_slice(account.as_str().as_bytes());
+    key.push(0);
+    key
+}
+
+pub(super) fn key1(prefix: u8, a: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + a.len());
+    key.push(prefix);
+    key.extend_from_slice(a);
+    key
+}
+
+pub(super) fn key2(prefix: u8, a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut key = key1(prefix, a);
+    key.extend_from_slice(b);
+    key
+}
+
+pub(super) fn with_id(prefix: &[u8], id: EventId) -> Vec<u8> {
+    let mut key = prefix.to_vec();
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// Returns the first key after every key that starts with `prefix`.
+pub(super) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    end.extend_from_slice(&[0xff; 17]);
+    end
+}

@@ -1,0 +1,335 @@
+//! The sled store. Everything lives in one sled tree under one-byte key
+//! prefixes, so that each change that touches a record and its index entries
+//! is a single atomic `Batch`:
+//!
+//! | prefix | key after the prefix           | value                          |
+//! |--------|--------------------------------|--------------------------------|
+//! | `M`    | name                           | metadata (format version)      |
+//! | `S`    | subscription id                | subscription JSON              |
+//! | `C`    | account id, 0x00, subscription id | empty: the account's subscriptions |
+//! | `E`    | event id                       | event JSON                     |
+//! | `B`    | subscription id, event id      | [status, type]                 |
+//! | `A`    | account id, 0x00, event id     | [status, type], subscription id|
+//! | `Q`    | subscription id, event id      | empty: waits for its first attempt |
+//! | `R`    | subscription id, event id      | next attempt, ms since epoch   |
+//! | `I`    | platform event id              | ingest result JSON             |
+//!
+//! Event ids are UUID v7, so every index lists events in creation order.
+//! Writes are applied to sled's memory at once; [`Store::flush`] makes them
+//! durable, and concurrent callers share one flush (group commit).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::counts::EventCounts;
+use crate::model::{
+    AccountId, EventId, EventRecord, EventStatus, EventType, PlatformEventId, SubscriptionId,
+};
+
+mod events;
+mod keys;
+mod subscriptions;
+
+use keys::*;
+
+/// Version of the on-disk layout described above.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("the data dir {dir} is in use by another process (lock file {lock})")]
+    Locked { dir: String, lock: String },
+    #[error(
+        "the data dir {dir} has store format version {found}; this build reads version {FORMAT_VERSION}"
+    )]
+    UnknownFormat { dir: String, found: String },
+    #[error("store I/O failed: {0}")]
+    Io(String),
+    #[error("a stored record is corrupt: {0}")]
+    Corrupt(String),
+    #[error("store writes are failing because the fault file {0} exists")]
+    Injected(String),
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(error: sled::Error) -> Self {
+        StoreError::Io(error.to_string())
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Settings of the store.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    pub dir: PathBuf,
+    /// sled's page cache, in bytes.
+    pub cache_capacity: u64,
+    /// Follow each flush with an fsync of sled's log file; sled's own flush
+    /// survives a process crash but not a power loss.
+    pub fsync: bool,
+    /// While a file exists at this path, every write fails. Used by tests to
+    /// inject store failures; `None` in production.
+    pub fault_file: Option<PathBuf>,
+}
+
+/// The result of one accepted platform event, kept for idempotent repeats.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngestRecord {
+    pub event_id: PlatformEventId,
+    pub deliveries: Vec<(EventId, SubscriptionId)>,
+    pub accepted_at: DateTime<Utc>,
+}
+
+/// Change to the delivery queues that comes with an event write.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum QueueChange {
+    /// Leave queue entries as they are.
+    Keep,
+    /// Put the event in the first-attempt queue.
+    Enqueue,
+    /// Schedule a retry at the given time and leave the first-attempt queue.
+    Retry(DateTime<Utc>),
+    /// Remove the event from both queues.
+    Finish,
+}
+
+/// Filters of an event listing.
+#[derive(Clone, Debug)]
+pub struct EventQuery {
+    pub account: AccountId,
+    pub subscription_id: Option<SubscriptionId>,
+    pub event_type: Option<EventType>,
+    pub status: Option<EventStatus>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    /// 1-based.
+    pub page: u32,
+    pub page_size: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct EventPage {
+    pub items: Vec<EventRecord>,
+    pub total: u64,
+}
+
+/// Handle to the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    db: sled::Db,
+    flush_requests: mpsc::UnboundedSender<oneshot::Sender<StoreResult<()>>>,
+    /// Result of the last read or write.
+    healthy: AtomicBool,
+    /// True from a failed write until the next write succeeds, so a read
+    /// that works does not hide writes that fail.
+    unfinished: AtomicI64,
+    counts: EventCounts,
+    fault_file: Option<PathBuf>,
+    _lock: File,
+}
+
+impl Store {
+    /// Opens or creates the store, takes the data dir lock and checks the
+    /// format version. Must be called inside a tokio runtime.
+    pub fn open(config: &StoreConfig) -> StoreResult<Store> {
+        let dir = &config.dir;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", dir.display())))?;
+        let lock = lock_dir(dir)?;
+        let db = sled::Config::new()
+            .path(dir.join("sled"))
+            .cache_capacity(config.cache_capacity)
+            .open()?;
+        check_format(&db, dir)?;
+
+        let (flush_requests, receiver) = mpsc::unbounded_channel();
+        let store = Store {
+            inner: Arc::new(Inner {
+                dir: dir.clone(),
+                db: db.clone(),
+                flush_requests,
+                healthy: AtomicBool::new(true),
+                unfinished: AtomicI64::new(0),
+                counts: EventCounts::default(),
+                fault_file: config.fault_file.clone(),
+                _lock: lock,
+            }),
+        };
+        let unfinished = store.count_prefix(QUEUE) + store.count_prefix(RETRY);
+        store.load_counts()?;
+        store
+            .inner
+            .unfinished
+            .store(unfinished as i64, Ordering::Relaxed);
+        let log_file = dir.join("sled").join("db");
+        tokio::spawn(run_flusher(db, receiver, config.fsync.then_some(log_file)));
+        Ok(store)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// False after a failed read, write or flush. It turns true again only
+    /// after a successful flush, because sled accepts writes in memory even
+    /// when the disk is full.
+    pub fn is_healthy(&self) -> bool {
+        self.inner.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Events that are Pending or Retrying.
+    pub fn unfinished_count(&self) -> u64 {
+        self.inner.unfinished.load(Ordering::Relaxed).max(0) as u64
+    }
+
+    /// Waits until every write made before the call is on disk. Concurrent
+    /// callers share one flush. A successful flush marks the store healthy.
+    pub async fn flush(&self) -> StoreResult<()> {
+        self.check_fault()?;
+        let (sender, receiver) = oneshot::channel();
+        self.inner
+            .flush_requests
+            .send(sender)
+            .map_err(|_| StoreError::Io("the flusher has stopped".into()))?;
+        let result = receiver
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Io("the flusher has stopped".into())));
+        let result = self.track(result);
+        if result.is_ok() {
+            self.inner.healthy.store(true, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// Writes and flushes a probe record, so a store marked unhealthy is
+    /// found healthy again once writes reach the disk (space returned, fault
+    /// file removed) even when no request writes anything.
+    pub async fn probe(&self) -> StoreResult<()> {
+        self.check_fault()?;
+        let stamp = Utc::now().timestamp_millis().to_be_bytes();
+        let written = self
+            .inner
+            .db
+            .insert(key1(META, b"health_probe"), &stamp[..])
+            .map(|_| ())
+            .map_err(StoreError::from);
+        self.track(written)?;
+        self.flush().await
+    }
+}
+
+impl Store {
+    fn count_prefix(&self, prefix: u8) -> u64 {
+        self.inner.db.scan_prefix([prefix]).keys().count() as u64
+    }
+
+    fn check_fault(&self) -> StoreResult<()> {
+        if let Some(path) = &self.inner.fault_file
+            && path.exists()
+        {
+            return self.track(Err(StoreError::Injected(path.display().to_string())));
+        }
+        Ok(())
+    }
+
+    fn track<T>(&self, result: StoreResult<T>) -> StoreResult<T> {
+        match &result {
+            Ok(_) => {}
+            Err(error) => {
+                self.inner.healthy.store(false, Ordering::Relaxed);
+                metrics::counter!("argus_webhooks_store_errors_total").increment(1);
+                tracing::error!(%error, "store operation failed");
+            }
+        }
+        result
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("store records always serialise")
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> StoreResult<T> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn lock_dir(dir: &Path) -> StoreResult<File> {
+    use fs2::FileExt;
+    let path = dir.join("LOCK");
+    let file = File::create(&path)
+        .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", path.display())))?;
+    file.try_lock_exclusive().map_err(|_| StoreError::Locked {
+        dir: dir.display().to_string(),
+        lock: path.display().to_string(),
+    })?;
+    Ok(file)
+}
+
+fn check_format(db: &sled::Db, dir: &Path) -> StoreResult<()> {
+    let key = key1(META, b"format_version");
+    match db.get(&key)? {
+        Some(value) => {
+            let found = String::from_utf8_lossy(&value).to_string();
+            if found != FORMAT_VERSION.to_string() {
+                return Err(StoreError::UnknownFormat {
+                    dir: dir.display().to_string(),
+                    found,
+                });
+            }
+        }
+        None => {
+            db.insert(key, FORMAT_VERSION.to_string().as_bytes())?;
+            db.flush()?;
+        }
+    }
+    Ok(())
+}
+
+async fn run_flusher(
+    db: sled::Db,
+    mut requests: mpsc::UnboundedReceiver<oneshot::Sender<StoreResult<()>>>,
+    fsync_file: Option<PathBuf>,
+) {
+    while let Some(first) = requests.recv().await {
+        let mut waiters = vec![first];
+        while let Ok(next) = requests.try_recv() {
+            waiters.push(next);
+        }
+        let db = db.clone();
+        let fsync_file = fsync_file.clone();
+        let started = Instant::now();
+        let result = tokio::task::spawn_blocking(move || flush_once(&db, fsync_file.as_deref()))
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Io(format!("flush task failed: {e}"))));
+        metrics::histogram!("argus_webhooks_store_flush_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        for waiter in waiters {
+            let _ = waiter.send(result.clone());
+        }
+    }
+}
+
+fn flush_once(db: &sled::Db, fsync_file: Option<&Path>) -> StoreResult<()> {
+    db.flush()?;
+    if let Some(path) = fsync_file {
+        let file = File::open(path)
+            .map_err(|e| StoreError::Io(format!("cannot open {}: {e}", path.display())))?;
+        file.sync_data()
+            .map_err(|e| StoreError::Io(format!("fsync of {} failed: {e}", path.display())))?;
+    }
+    Ok(())
+}
