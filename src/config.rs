@@ -58,6 +58,8 @@ pub struct AuthSettings {
 pub struct DeliverySettings {
     pub allow_http: bool,
     pub ssrf_exempt: Vec<IpNet>,
+    pub allowed_networks: Vec<IpNet>,
+    pub static_dns_only: bool,
     pub connect_timeout_seconds: f64,
     pub total_timeout_seconds: f64,
     pub response_body_limit_bytes: usize,
@@ -122,6 +124,7 @@ impl Settings {
                 .separator("__")
                 .list_separator(",")
                 .with_list_parse_key("delivery.ssrf_exempt")
+                .with_list_parse_key("delivery.allowed_networks")
                 .with_list_parse_key("delivery.extra_root_certificates")
                 .try_parsing(true),
         );
@@ -181,9 +184,11 @@ impl Settings {
                 total_timeout: secs(self.delivery.total_timeout_seconds),
                 response_body_limit: self.delivery.response_body_limit_bytes,
                 max_in_flight_total: self.delivery.max_in_flight_total,
-                policy: AddressPolicy::new(self.delivery.ssrf_exempt.clone()),
+                policy: AddressPolicy::new(self.delivery.ssrf_exempt.clone())
+                    .with_allowed(self.delivery.allowed_networks.clone()),
                 extra_root_certificates: roots,
                 dns_overrides: self.delivery.dns_overrides.clone(),
+                static_dns_only: self.delivery.static_dns_only,
             },
             settings: EngineSettings {
                 time_scale: self.delivery.time_scale,

@@ -12,8 +12,13 @@ async fn delivers_one_event_signed() {
     let sub = app
         .create_subscription(&token, &receiver.url, &["property.created"], None)
         .await;
-    let result = app.publish(&platform_event("acme-capital", "property.created")).await;
+    let result = app
+        .publish(&platform_event("acme-capital", "property.created"))
+        .await;
     assert_eq!(result["deliveries"], 1);
     let requests = receiver.wait_for(1, Duration::from_secs(10)).await;
-    assert!(verify_standard(sub["secret"].as_str().unwrap(), &requests[0]));
+    assert!(verify_standard(
+        sub["secret"].as_str().unwrap(),
+        &requests[0]
+    ));
 }

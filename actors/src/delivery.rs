@@ -33,6 +33,10 @@ pub struct DeliveryConfig {
     /// last list repeats, so a test can answer differently at validation and
     /// at connect time.
     pub dns_overrides: HashMap<String, Vec<Vec<IpAddr>>>,
+    /// Resolve host names only from `dns_overrides` (and `localhost`), never
+    /// through DNS, so fuzzing and tests cannot make the service query or
+    /// reach another host.
+    pub static_dns_only: bool,
 }
 
 impl Default for DeliveryConfig {
@@ -45,6 +49,7 @@ impl Default for DeliveryConfig {
             policy: AddressPolicy::default(),
             extra_root_certificates: Vec::new(),
             dns_overrides: HashMap::new(),
+            static_dns_only: false,
         }
     }
 }
@@ -134,6 +139,7 @@ struct GuardedResolver {
 struct DnsOverrides {
     answers: HashMap<String, Vec<Vec<IpAddr>>>,
     lookups: Mutex<HashMap<String, usize>>,
+    static_only: bool,
 }
 
 impl DnsOverrides {
@@ -150,6 +156,17 @@ impl DnsOverrides {
 async fn lookup(overrides: &DnsOverrides, host: &str) -> Result<Vec<IpAddr>, String> {
     if let Some(answer) = overrides.next(host) {
         return Ok(answer);
+    }
+    if overrides.static_only {
+        if host.eq_ignore_ascii_case("localhost") {
+            return Ok(vec![
+                IpAddr::from([127, 0, 0, 1]),
+                IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+            ]);
+        }
+        return Err(format!(
+            "{host} is not in delivery.dns_overrides, and DNS lookups are off (delivery.static_dns_only)"
+        ));
     }
     let addrs = tokio::net::lookup_host((host, 0))
         .await
@@ -207,6 +224,7 @@ impl DeliveryClient {
         let overrides = Arc::new(DnsOverrides {
             answers: config.dns_overrides.clone(),
             lookups: Mutex::new(HashMap::new()),
+            static_only: config.static_dns_only,
         });
         let user_agent = format!("argus-webhooks/{}", env!("CARGO_PKG_VERSION"));
         let mut builder = reqwest::Client::builder()

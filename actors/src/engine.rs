@@ -135,9 +135,8 @@ impl Engine {
         let mut subs: Vec<_> = self
             .ctx
             .store
-            .load_subscriptions()?
+            .account_subscriptions(account)?
             .into_iter()
-            .filter(|s| &s.account_id == account)
             .filter(|s| status.is_none_or(|st| s.status == st))
             .filter(|s| event_type.is_none_or(|t| s.event_types.contains(&t)))
             .collect();
@@ -169,9 +168,9 @@ impl Engine {
         let mut candidate = current.clone();
         candidate.url = spec.url.clone();
         candidate.event_types = spec.event_types.clone();
-        let others = self.ctx.store.load_subscriptions()?;
+        let others = self.ctx.store.account_subscriptions(account)?;
         check_conflict(&candidate, others.iter())?;
-        if current.url != spec.url {
+        if current.url.normalized() != spec.url.normalized() {
             self.verify(&spec.url, &current.secret).await?;
         }
         self.ask_actor(id, |reply| SubscriptionMsg::Update(spec, reply))
@@ -313,7 +312,7 @@ impl Engine {
         let engine_running = matches!(self.supervisor.get_status(), ractor::ActorStatus::Running)
             && matches!(self.router.get_status(), ractor::ActorStatus::Running);
         HealthReport {
-            store_healthy: self.ctx.store.is_healthy(),
+            store_healthy: self.ctx.store.probe(),
             engine_running,
             queue_depth: self.ctx.store.unfinished_count(),
             recent_error_rate: self.ctx.recent_error_rate(),
@@ -401,7 +400,7 @@ impl Engine {
             page: 1,
             page_size: 1,
         };
-        Ok(self.ctx.store.list_events(&probe)?.items.first().is_some())
+        Ok(!self.ctx.store.list_events(&probe)?.items.is_empty())
     }
 
     async fn ask_supervisor<T>(

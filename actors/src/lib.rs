@@ -2,6 +2,7 @@
 //!
 //! - [`model`]: validated domain types (ids, event types, URLs, secrets, records).
 //! - [`store`]: the sled store with its indexes and group-commit flush.
+//! - [`counts`]: exact event counts by status and type, for listing totals.
 //! - [`signing`]: Standard Webhooks signatures.
 //! - [`retry`]: the retry schedule as pure functions.
 //! - [`ssrf`]: which addresses deliveries may reach.
@@ -10,6 +11,7 @@
 //! - [`engine`]: the handle the service calls.
 
 pub mod context;
+pub mod counts;
 pub mod delivery;
 pub mod engine;
 pub mod error;

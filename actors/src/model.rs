@@ -476,11 +476,19 @@ impl EndpointUrl {
         if url.fragment().is_some() {
             return Err("must not contain a fragment (#...)".into());
         }
-        Ok(Self(url.to_string()))
+        // Kept as given, so the API returns what the client sent; comparisons
+        // use the normalised form.
+        Ok(Self(value.to_string()))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The WHATWG-normalised form (lower-case host, default port dropped,
+    /// IP literals in canonical form), for comparing two URLs.
+    pub fn normalized(&self) -> String {
+        self.to_url().to_string()
     }
 
     pub fn to_url(&self) -> url::Url {
@@ -713,6 +721,9 @@ mod tests {
     #[test]
     fn endpoint_url_rules() {
         assert!(EndpointUrl::parse("https://example.com/hook", false).is_ok());
+        let given = EndpointUrl::parse("https://Example.COM:443", false).unwrap();
+        assert_eq!(given.as_str(), "https://Example.COM:443");
+        assert_eq!(given.normalized(), "https://example.com/");
         assert!(EndpointUrl::parse("http://example.com/hook", false).is_err());
         assert!(EndpointUrl::parse("http://example.com/hook", true).is_ok());
         assert!(EndpointUrl::parse("https://user:pw@example.com/", false).is_err());

@@ -35,7 +35,7 @@ pub type IngestReply = oneshot::Sender<Vec<Result<IngestOutcome, EngineError>>>;
 pub enum RouterMsg {
     Ingest(Vec<PlatformEvent>, IngestReply),
     /// A subscription was created or changed.
-    Upsert(Subscription),
+    Upsert(Box<Subscription>),
     Remove(SubscriptionId),
 }
 

@@ -11,11 +11,22 @@ use ipnet::IpNet;
 pub struct AddressPolicy {
     /// Networks exempt from the guard, such as `127.0.0.1/32` in tests.
     pub exempt: Vec<IpNet>,
+    /// When not empty, the only networks deliveries may reach at all: an
+    /// egress allowlist checked before the exemptions.
+    pub allowed: Vec<IpNet>,
 }
 
 impl AddressPolicy {
     pub fn new(exempt: Vec<IpNet>) -> Self {
-        Self { exempt }
+        Self {
+            exempt,
+            allowed: Vec::new(),
+        }
+    }
+
+    pub fn with_allowed(mut self, allowed: Vec<IpNet>) -> Self {
+        self.allowed = allowed;
+        self
     }
 
     /// Returns why `addr` is blocked, or `None` when it may be connected to.
@@ -23,6 +34,15 @@ impl AddressPolicy {
     /// exempt IPv4 address is judged on its embedded address.
     pub fn check(&self, addr: IpAddr) -> Option<&'static str> {
         let canonical = canonical(addr);
+        let in_any = |nets: &[IpNet]| {
+            nets.iter()
+                .any(|net| net.contains(&canonical) || net.contains(&addr))
+        };
+        if !self.allowed.is_empty() && !in_any(&self.allowed) {
+            return Some(
+                "address outside the networks this service may reach (delivery.allowed_networks)",
+            );
+        }
         if self
             .exempt
             .iter()
@@ -184,6 +204,15 @@ mod tests {
         ] {
             assert!(!blocked(&policy, addr), "{addr} must be allowed");
         }
+    }
+
+    #[test]
+    fn allowlist_blocks_everything_else() {
+        let policy = AddressPolicy::new(vec!["127.0.0.1/32".parse().unwrap()])
+            .with_allowed(vec!["127.0.0.0/8".parse().unwrap()]);
+        assert!(!blocked(&policy, "127.0.0.1"));
+        assert!(blocked(&policy, "127.0.0.2"));
+        assert!(blocked(&policy, "8.8.8.8"));
     }
 
     #[test]

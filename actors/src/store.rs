@@ -6,6 +6,7 @@
 //! |--------|--------------------------------|--------------------------------|
 //! | `M`    | name                           | metadata (format version)      |
 //! | `S`    | subscription id                | subscription JSON              |
+//! | `C`    | account id, 0x00, subscription id | empty: the account's subscriptions |
 //! | `E`    | event id                       | event JSON                     |
 //! | `B`    | subscription id, event id      | [status, type]                 |
 //! | `A`    | account id, 0x00, event id     | [status, type], subscription id|
@@ -27,6 +28,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::counts::EventCounts;
 use crate::model::{
     AccountId, EventId, EventRecord, EventStatus, EventType, PlatformEventId, Subscription,
     SubscriptionId,
@@ -37,6 +39,7 @@ pub const FORMAT_VERSION: u32 = 1;
 
 const META: u8 = b'M';
 const SUBSCRIPTION: u8 = b'S';
+const BY_ACCOUNT_SUBSCRIPTION: u8 = b'C';
 const EVENT: u8 = b'E';
 const BY_SUBSCRIPTION: u8 = b'B';
 const BY_ACCOUNT: u8 = b'A';
@@ -134,8 +137,13 @@ struct Inner {
     dir: PathBuf,
     db: sled::Db,
     flush_requests: mpsc::UnboundedSender<oneshot::Sender<StoreResult<()>>>,
+    /// Result of the last read or write.
     healthy: AtomicBool,
+    /// True from a failed write until the next write succeeds, so a read
+    /// that works does not hide writes that fail.
+    writes_failing: AtomicBool,
     unfinished: AtomicI64,
+    counts: EventCounts,
     fault_file: Option<PathBuf>,
     _lock: File,
 }
@@ -161,12 +169,15 @@ impl Store {
                 db: db.clone(),
                 flush_requests,
                 healthy: AtomicBool::new(true),
+                writes_failing: AtomicBool::new(false),
                 unfinished: AtomicI64::new(0),
+                counts: EventCounts::default(),
                 fault_file: config.fault_file.clone(),
                 _lock: lock,
             }),
         };
         let unfinished = store.count_prefix(QUEUE) + store.count_prefix(RETRY);
+        store.load_counts()?;
         store
             .inner
             .unfinished
@@ -180,9 +191,29 @@ impl Store {
         &self.inner.dir
     }
 
-    /// False after a failed read or write, true again after the next success.
+    /// False after a failed read, or after a failed write until a write
+    /// succeeds again.
     pub fn is_healthy(&self) -> bool {
         self.inner.healthy.load(Ordering::Relaxed)
+            && !self.inner.writes_failing.load(Ordering::Relaxed)
+    }
+
+    /// Tries a small write and a read when the store is unhealthy, so health
+    /// recovers without waiting for other traffic. Returns [`Self::is_healthy`].
+    pub fn probe(&self) -> bool {
+        if self.is_healthy() {
+            return true;
+        }
+        let key = key1(META, b"health_probe");
+        let written = self.check_fault().and_then(|()| {
+            let stamp = Utc::now().timestamp_millis().to_be_bytes();
+            let result = self.inner.db.insert(&key, &stamp[..]);
+            self.track_write(result.map(|_| ()).map_err(StoreError::from))
+        });
+        if written.is_ok() {
+            let _ = self.track(self.inner.db.get(&key).map_err(StoreError::from));
+        }
+        self.is_healthy()
     }
 
     /// Events that are Pending or Retrying.
@@ -201,6 +232,10 @@ impl Store {
         let result = receiver
             .await
             .unwrap_or_else(|_| Err(StoreError::Io("the flusher has stopped".into())));
+        // A flush that works says nothing about new writes, so only a failure counts.
+        if result.is_err() {
+            self.inner.writes_failing.store(true, Ordering::Relaxed);
+        }
         self.track(result)
     }
 
@@ -225,20 +260,45 @@ impl Store {
         value.map(|v| decode(&v)).transpose()
     }
 
-    pub fn put_subscription(&self, subscription: &Subscription) -> StoreResult<()> {
-        self.check_fault()?;
-        let value = encode(subscription);
-        let result = self
+    /// Returns the subscriptions of one account, oldest id first.
+    pub fn account_subscriptions(&self, account: &AccountId) -> StoreResult<Vec<Subscription>> {
+        let mut out = Vec::new();
+        for entry in self
             .inner
             .db
-            .insert(key1(SUBSCRIPTION, subscription.id.as_bytes()), value);
-        self.track(result.map(|_| ()).map_err(StoreError::from))
+            .scan_prefix(account_prefix(BY_ACCOUNT_SUBSCRIPTION, account))
+        {
+            let (key, _) = self.track(entry.map_err(StoreError::from))?;
+            let id = SubscriptionId::from_slice(&key[key.len() - 16..])
+                .ok_or_else(|| StoreError::Corrupt("subscription index key".into()))?;
+            if let Some(sub) = self.get_subscription(id)? {
+                out.push(sub);
+            }
+        }
+        Ok(out)
     }
 
-    pub fn delete_subscription(&self, id: SubscriptionId) -> StoreResult<()> {
+    pub fn put_subscription(&self, subscription: &Subscription) -> StoreResult<()> {
         self.check_fault()?;
-        let result = self.inner.db.remove(key1(SUBSCRIPTION, id.as_bytes()));
-        self.track(result.map(|_| ()).map_err(StoreError::from))
+        let mut batch = sled::Batch::default();
+        batch.insert(
+            key1(SUBSCRIPTION, subscription.id.as_bytes()),
+            encode(subscription),
+        );
+        let mut index_key = account_prefix(BY_ACCOUNT_SUBSCRIPTION, &subscription.account_id);
+        index_key.extend_from_slice(subscription.id.as_bytes());
+        batch.insert(index_key, &[][..]);
+        self.track_write(self.inner.db.apply_batch(batch).map_err(StoreError::from))
+    }
+
+    pub fn delete_subscription(&self, subscription: &Subscription) -> StoreResult<()> {
+        self.check_fault()?;
+        let mut batch = sled::Batch::default();
+        batch.remove(key1(SUBSCRIPTION, subscription.id.as_bytes()));
+        let mut index_key = account_prefix(BY_ACCOUNT_SUBSCRIPTION, &subscription.account_id);
+        index_key.extend_from_slice(subscription.id.as_bytes());
+        batch.remove(index_key);
+        self.track_write(self.inner.db.apply_batch(batch).map_err(StoreError::from))
     }
 
     // --- ingest ----------------------------------------------------------
@@ -272,10 +332,19 @@ impl Store {
                 &[][..],
             );
         }
-        self.track(self.inner.db.apply_batch(batch).map_err(StoreError::from))?;
+        self.track_write(self.inner.db.apply_batch(batch).map_err(StoreError::from))?;
         self.inner
             .unfinished
             .fetch_add(events.len() as i64, Ordering::Relaxed);
+        for event in events {
+            self.inner.counts.add(
+                &event.account_id,
+                event.subscription_id,
+                event.status,
+                event.event_type,
+                1,
+            );
+        }
         Ok(())
     }
 
@@ -320,13 +389,20 @@ impl Store {
                 batch.remove(retry_key);
             }
         }
-        self.track(self.inner.db.apply_batch(batch).map_err(StoreError::from))?;
+        self.track_write(self.inner.db.apply_batch(batch).map_err(StoreError::from))?;
         let delta = match (previous.is_finished(), event.status.is_finished()) {
             (false, true) => -1,
             (true, false) => 1,
             _ => 0,
         };
         self.inner.unfinished.fetch_add(delta, Ordering::Relaxed);
+        self.inner.counts.change(
+            &event.account_id,
+            event.subscription_id,
+            event.event_type,
+            previous,
+            event.status,
+        );
         Ok(())
     }
 
@@ -446,12 +522,7 @@ impl Store {
         let upper = query.to.map(|t| EventId::min_at(t.timestamp_millis() + 1));
         let prefix = match query.subscription_id {
             Some(sub) => key1(BY_SUBSCRIPTION, sub.as_bytes()),
-            None => {
-                let mut prefix = vec![BY_ACCOUNT];
-                prefix.extend_from_slice(query.account.as_str().as_bytes());
-                prefix.push(0);
-                prefix
-            }
+            None => account_prefix(BY_ACCOUNT, &query.account),
         };
         let start = with_id(&prefix, lower.unwrap_or(EventId(uuid::Uuid::nil())));
         let end = match upper {
@@ -459,9 +530,25 @@ impl Store {
             None => prefix_end(&prefix),
         };
         let skip = (query.page.saturating_sub(1) as u64).saturating_mul(query.page_size as u64);
+        // Without a date range the counts give the total, and the scan stops
+        // once the page is full; with one, the scan counts the matches.
+        let known_total = (query.from.is_none() && query.to.is_none()).then(|| {
+            self.inner.counts.total(
+                &query.account,
+                query.subscription_id,
+                query.status,
+                query.event_type,
+            )
+        });
         let mut total = 0u64;
         let mut page_ids = Vec::new();
+        let beyond_last_page = known_total.is_some_and(|known| skip >= known);
         for entry in self.inner.db.range(start..end).rev() {
+            if beyond_last_page
+                || (known_total.is_some() && page_ids.len() >= query.page_size as usize)
+            {
+                break;
+            }
             let (key, value) = self.track(entry.map_err(StoreError::from))?;
             if value.len() < 2 {
                 return Err(StoreError::Corrupt("event index entry".into()));
@@ -478,7 +565,11 @@ impl Store {
                 page_ids.push(EventId::from_slice(&key[key.len() - 16..]).unwrap_or_default());
             }
             total += 1;
+            if known_total.is_some_and(|known| total >= known) {
+                break;
+            }
         }
+        let total = known_total.unwrap_or(total);
         let mut items = Vec::with_capacity(page_ids.len());
         for id in page_ids {
             if let Some(event) = self.get_event(id)? {
@@ -503,6 +594,7 @@ impl Store {
         let end = key1(EVENT, EventId::min_at(before.timestamp_millis()).as_bytes());
         let mut batch = sled::Batch::default();
         let mut removed = 0;
+        let mut pruned = Vec::new();
         for entry in self.inner.db.range(vec![EVENT]..end) {
             let (key, value) = self.track(entry.map_err(StoreError::from))?;
             let event: EventRecord = decode(&value)?;
@@ -516,6 +608,12 @@ impl Store {
                 event.id.as_bytes(),
             ));
             batch.remove(account_key(&event.account_id, event.id));
+            pruned.push((
+                event.account_id,
+                event.subscription_id,
+                event.status,
+                event.event_type,
+            ));
             removed += 1;
             if removed >= limit {
                 break;
@@ -533,8 +631,36 @@ impl Store {
                 }
             }
         }
-        self.track(self.inner.db.apply_batch(batch).map_err(StoreError::from))?;
+        self.track_write(self.inner.db.apply_batch(batch).map_err(StoreError::from))?;
+        for (account, subscription, status, event_type) in pruned {
+            self.inner
+                .counts
+                .add(&account, subscription, status, event_type, -1);
+        }
         Ok(removed)
+    }
+
+    /// Rebuilds the event counts from the account index.
+    fn load_counts(&self) -> StoreResult<()> {
+        for entry in self.inner.db.scan_prefix([BY_ACCOUNT]) {
+            let (key, value) = self.track(entry.map_err(StoreError::from))?;
+            let corrupt = || StoreError::Corrupt("event account index entry".into());
+            if key.len() < 1 + 1 + 16 || value.len() < 2 + 16 {
+                return Err(corrupt());
+            }
+            let account_bytes = &key[1..key.len() - 17];
+            let account = std::str::from_utf8(account_bytes)
+                .ok()
+                .and_then(|a| AccountId::parse(a).ok())
+                .ok_or_else(corrupt)?;
+            let status = EventStatus::from_code(value[0]).ok_or_else(corrupt)?;
+            let event_type = EventType::from_code(value[1]).ok_or_else(corrupt)?;
+            let subscription = SubscriptionId::from_slice(&value[2..18]).ok_or_else(corrupt)?;
+            self.inner
+                .counts
+                .add(&account, subscription, status, event_type, 1);
+        }
+        Ok(())
     }
 
     fn count_prefix(&self, prefix: u8) -> u64 {
@@ -545,10 +671,18 @@ impl Store {
         if let Some(path) = &self.inner.fault_file
             && path.exists()
         {
-            self.inner.healthy.store(false, Ordering::Relaxed);
-            return Err(StoreError::Injected(path.display().to_string()));
+            let error = StoreError::Injected(path.display().to_string());
+            self.inner.writes_failing.store(true, Ordering::Relaxed);
+            return self.track(Err(error));
         }
         Ok(())
+    }
+
+    fn track_write<T>(&self, result: StoreResult<T>) -> StoreResult<T> {
+        self.inner
+            .writes_failing
+            .store(result.is_err(), Ordering::Relaxed);
+        self.track(result)
     }
 
     fn track<T>(&self, result: StoreResult<T>) -> StoreResult<T> {
@@ -581,10 +715,16 @@ fn put_event_entries(batch: &mut sled::Batch, event: &EventRecord) {
 }
 
 fn account_key(account: &AccountId, id: EventId) -> Vec<u8> {
-    let mut key = vec![BY_ACCOUNT];
+    let mut key = account_prefix(BY_ACCOUNT, account);
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// `prefix`, the account id and a 0x00 separator (account ids never contain 0x00).
+fn account_prefix(prefix: u8, account: &AccountId) -> Vec<u8> {
+    let mut key = vec![prefix];
     key.extend_from_slice(account.as_str().as_bytes());
     key.push(0);
-    key.extend_from_slice(id.as_bytes());
     key
 }
 

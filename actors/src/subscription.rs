@@ -27,6 +27,9 @@ use crate::supervisor::SupervisorMsg;
 
 pub type Reply<T> = oneshot::Sender<Result<T, EngineError>>;
 
+/// Wait before trying again after a store read or write failed.
+const STORE_RETRY_DELAY: Duration = Duration::from_secs(1);
+
 /// Result of a synchronous test delivery.
 #[derive(Clone, Debug)]
 pub struct TestResult {
@@ -60,6 +63,8 @@ pub enum SubscriptionMsg {
     },
     ResumeVerified(Result<(), String>, Reply<Subscription>),
     IdleCheck,
+    /// Runs the pump again, after a store error postponed it.
+    Wake,
 }
 
 impl SubscriptionMsg {
@@ -199,6 +204,7 @@ impl Actor for SubscriptionActor {
                 state.idle_check(&myself);
                 return Ok(());
             }
+            SubscriptionMsg::Wake => {}
         }
         state.pump(&myself);
         Ok(())
@@ -261,10 +267,7 @@ impl SubscriptionState {
                 Ok(wait) => wait,
                 Err(_) => {
                     overdue += 1;
-                    scale(
-                        recovery_delay(overdue - 1, self.ctx.settings.recovery_spread),
-                        self.ctx.settings.time_scale.max(0.001).min(1.0).max(0.02),
-                    )
+                    recovery_delay(overdue - 1, self.ctx.settings.recovery_spread)
                 }
             };
             self.schedule_retry(myself, event_id, attempt, delay);
@@ -311,12 +314,13 @@ impl SubscriptionState {
             let (id, from_queue) = if let Some(id) = self.ready.pop_front() {
                 (id, false)
             } else {
-                if self.window.is_empty() && self.backlog_in_store {
-                    if let Err(error) = self.refill_window() {
-                        tracing::error!(subscription_id = %self.sub.id, %error, "cannot load the queue; retrying in 1 s");
-                        myself.send_after(Duration::from_secs(1), || SubscriptionMsg::IdleCheck);
-                        return;
-                    }
+                if self.window.is_empty()
+                    && self.backlog_in_store
+                    && let Err(error) = self.refill_window()
+                {
+                    tracing::error!(subscription_id = %self.sub.id, %error, "cannot load the queue; retrying in 1 s");
+                    myself.send_after(STORE_RETRY_DELAY, || SubscriptionMsg::Wake);
+                    return;
                 }
                 match self.window.pop_first() {
                     Some(id) => (id, true),
@@ -341,9 +345,8 @@ impl SubscriptionState {
             Ok(None) => return,
             Err(error) => {
                 tracing::error!(subscription_id = %self.sub.id, %event_id, %error, "cannot read the event; retrying in 1 s");
-                self.schedule_retry(myself, event_id, 0, Duration::from_secs(1));
-                self.timers.remove(&event_id);
-                self.ready.push_back(event_id);
+                let tag = self.timers.get(&event_id).copied().unwrap_or(0);
+                self.schedule_retry(myself, event_id, tag, STORE_RETRY_DELAY);
                 return;
             }
         };
@@ -361,11 +364,12 @@ impl SubscriptionState {
         self.ctx.in_flight.fetch_add(1, Ordering::Relaxed);
         metrics::gauge!("argus_webhooks_deliveries_in_flight").increment(1.0);
 
-        let client = self.ctx.client.clone();
+        let ctx = self.ctx.clone();
         let url = self.sub.url.clone();
         let secrets = self.sub.signing_secrets(Utc::now());
         let myself = myself.clone();
         tokio::spawn(async move {
+            let client = &ctx.client;
             let started_at = Utc::now();
             let msg_id = event.id.to_string();
             let report = client
@@ -377,6 +381,10 @@ impl SubscriptionState {
                     secrets: &secrets,
                 })
                 .await;
+            // Counted here, not in the actor, so an attempt whose actor was
+            // stopped (subscription deleted) still leaves the count.
+            ctx.in_flight.fetch_sub(1, Ordering::Relaxed);
+            metrics::gauge!("argus_webhooks_deliveries_in_flight").decrement(1.0);
             let finished = SubscriptionMsg::AttemptFinished {
                 event_id,
                 attempt,
@@ -396,10 +404,7 @@ impl SubscriptionState {
         started_at: DateTime<Utc>,
         report: AttemptReport,
     ) {
-        if self.in_flight.remove(&event_id).is_some() {
-            self.ctx.in_flight.fetch_sub(1, Ordering::Relaxed);
-            metrics::gauge!("argus_webhooks_deliveries_in_flight").decrement(1.0);
-        }
+        self.in_flight.remove(&event_id);
         record_attempt_metrics(&report);
         self.ctx.record_attempt(report.success());
         let mut event = match self.ctx.store.get_event(event_id) {
@@ -408,7 +413,7 @@ impl SubscriptionState {
             Err(error) => {
                 // The attempt stays unrecorded; the event is still queued and is sent again.
                 tracing::error!(subscription_id = %self.sub.id, %event_id, %error, "cannot record the attempt; the event will be sent again");
-                self.ready.push_back(event_id);
+                self.schedule_retry(myself, event_id, attempt, STORE_RETRY_DELAY);
                 return;
             }
         };
@@ -465,8 +470,7 @@ impl SubscriptionState {
         };
         if let Err(error) = self.ctx.store.put_event(&event, previous, change) {
             tracing::error!(subscription_id = %self.sub.id, %event_id, %error, "cannot record the attempt; the event will be sent again");
-            self.timers.remove(&event_id);
-            self.ready.push_back(event_id);
+            self.schedule_retry(myself, event_id, attempt, STORE_RETRY_DELAY);
             return;
         }
         if event.status.is_finished() && !previous.is_finished() {
@@ -518,7 +522,9 @@ impl SubscriptionState {
         }
         self.ctx
             .status_changed(Some(old), Some(SubscriptionStatus::Disabled));
-        let _ = self.router.cast(RouterMsg::Upsert(self.sub.clone()));
+        let _ = self
+            .router
+            .cast(RouterMsg::Upsert(Box::new(self.sub.clone())));
         metrics::counter!("argus_webhooks_subscriptions_disabled_total", "reason" => label)
             .increment(1);
         tracing::warn!(subscription_id = %self.sub.id, reason = %reason, "subscription disabled");
@@ -546,7 +552,9 @@ impl SubscriptionState {
             let _ = reply.send(Err(error.into()));
             return;
         }
-        let _ = self.router.cast(RouterMsg::Upsert(self.sub.clone()));
+        let _ = self
+            .router
+            .cast(RouterMsg::Upsert(Box::new(self.sub.clone())));
         let store = self.ctx.store.clone();
         let sub = self.sub.clone();
         tokio::spawn(async move {

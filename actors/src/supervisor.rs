@@ -110,7 +110,7 @@ impl Actor for Supervisor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             SupervisorMsg::Forward(id, msg) => state.forward(&myself, id, msg).await,
-            SupervisorMsg::Create(sub, reply) => state.create(&myself, sub, reply).await,
+            SupervisorMsg::Create(sub, reply) => state.create(sub, reply),
             SupervisorMsg::Delete(id, reply) => state.delete(id, reply),
             SupervisorMsg::IdleStop { id, received } => {
                 if let Some(child) = state.children.get(&id)
@@ -231,12 +231,7 @@ impl SupervisorState {
         }
     }
 
-    async fn create(
-        &mut self,
-        myself: &ActorRef<SupervisorMsg>,
-        sub: Subscription,
-        reply: Reply<Subscription>,
-    ) {
+    fn create(&mut self, sub: Subscription, reply: Reply<Subscription>) {
         match check_create(&self.ctx, &sub) {
             Ok(()) => {}
             Err(error) => {
@@ -249,10 +244,8 @@ impl SupervisorState {
             return;
         }
         self.ctx.status_changed(None, Some(sub.status));
-        let _ = self.router.cast(RouterMsg::Upsert(sub.clone()));
-        if let Err(error) = self.start_child(myself, sub.id).await {
-            tracing::error!(subscription_id = %sub.id, %error, "cannot start the subscription actor; it starts when work arrives");
-        }
+        // The actor starts when work arrives; an idle subscription costs no actor.
+        let _ = self.router.cast(RouterMsg::Upsert(Box::new(sub.clone())));
         tracing::info!(subscription_id = %sub.id, account_id = %sub.account_id, "subscription created");
         let store = self.ctx.store.clone();
         tokio::spawn(async move {
@@ -277,7 +270,7 @@ impl SupervisorState {
             self.by_actor.remove(&child.actor.get_id());
             child.actor.stop(Some("deleted".into()));
         }
-        if let Err(error) = self.ctx.store.delete_subscription(id) {
+        if let Err(error) = self.ctx.store.delete_subscription(&sub) {
             let _ = reply.send(Err(error.into()));
             return;
         }
@@ -372,18 +365,14 @@ impl SupervisorState {
 /// Enforces the per-account limit and the rule that two subscriptions of an
 /// account may not share a URL and an event type.
 pub(crate) fn check_create(ctx: &Context, sub: &Subscription) -> Result<(), EngineError> {
-    let existing = ctx.store.load_subscriptions()?;
-    let same_account: Vec<_> = existing
-        .iter()
-        .filter(|s| s.account_id == sub.account_id)
-        .collect();
+    let same_account = ctx.store.account_subscriptions(&sub.account_id)?;
     if same_account.len() >= ctx.settings.max_subscriptions_per_account {
         return Err(EngineError::LimitReached(format!(
             "the account has {} subscriptions, the maximum",
             ctx.settings.max_subscriptions_per_account
         )));
     }
-    check_conflict(sub, same_account.into_iter())
+    check_conflict(sub, same_account.iter())
 }
 
 pub(crate) fn check_conflict<'a>(
@@ -394,7 +383,7 @@ pub(crate) fn check_conflict<'a>(
     for other in others {
         if other.id != sub.id
             && other.account_id == sub.account_id
-            && other.url == sub.url
+            && other.url.normalized() == sub.url.normalized()
             && other.event_type_set().intersects(types)
         {
             return Err(EngineError::Conflict(format!(

@@ -64,11 +64,22 @@ impl Default for AppConfig {
             .set("auth", "hs256_secret", &format!("{TEST_JWT_SECRET:?}"))
             .set("delivery", "allow_http", "true")
             .set("delivery", "ssrf_exempt", r#"["127.0.0.1/32"]"#)
+            // Deliveries may reach loopback only, and no DNS query leaves the machine.
+            .set(
+                "delivery",
+                "allowed_networks",
+                r#"["127.0.0.0/8", "::1/128"]"#,
+            )
+            .set("delivery", "static_dns_only", "true")
             .set("delivery", "time_scale", "0.01")
             .set("delivery", "connect_timeout_seconds", "2")
             .set("delivery", "total_timeout_seconds", "5")
             .set("server", "shutdown_grace_seconds", "5")
-            .set("log", "filter", "\"info,argus_webhooks=debug,argus_webhooks_actors=debug\"");
+            .set(
+                "log",
+                "filter",
+                "\"info,argus_webhooks=debug,argus_webhooks_actors=debug\"",
+            );
         config
     }
 }
@@ -170,11 +181,20 @@ impl TestApp {
             }
             for _ in lines {}
         });
-        let line = tokio::task::spawn_blocking(move || receiver.recv_timeout(Duration::from_secs(30)))
-            .await
-            .unwrap()
-            .unwrap_or_else(|_| panic!("the service did not start; log:\n{}", std::fs::read_to_string(&self.log_path).unwrap_or_default()));
-        let address = line.trim().strip_prefix("listening on http://").expect("the first stdout line names the address");
+        let line =
+            tokio::task::spawn_blocking(move || receiver.recv_timeout(Duration::from_secs(30)))
+                .await
+                .unwrap()
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "the service did not start; log:\n{}",
+                        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+                    )
+                });
+        let address = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .expect("the first stdout line names the address");
         self.addr = address.parse().unwrap();
         self.base = format!("http://{address}");
         self.child = Some(child);
@@ -221,10 +241,18 @@ impl TestApp {
 
     /// A token that may publish platform events.
     pub fn publisher_token(&self) -> String {
-        make_token(json!({"account_id": "platform", "scope": "webhooks:publish", "exp": now() + 3600}))
+        make_token(
+            json!({"account_id": "platform", "scope": "webhooks:publish", "exp": now() + 3600}),
+        )
     }
 
-    pub async fn request(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<&Value>) -> (StatusCode, Value) {
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
         let mut request = self.client.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -238,33 +266,45 @@ impl TestApp {
         let value = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
         };
         (StatusCode::from_u16(status.as_u16()).unwrap(), value)
     }
 
     pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
-        self.request(reqwest::Method::GET, path, Some(token), None).await
+        self.request(reqwest::Method::GET, path, Some(token), None)
+            .await
     }
 
     pub async fn post(&self, path: &str, token: &str, body: &Value) -> (StatusCode, Value) {
-        self.request(reqwest::Method::POST, path, Some(token), Some(body)).await
+        self.request(reqwest::Method::POST, path, Some(token), Some(body))
+            .await
     }
 
     pub async fn post_empty(&self, path: &str, token: &str) -> (StatusCode, Value) {
-        self.request(reqwest::Method::POST, path, Some(token), None).await
+        self.request(reqwest::Method::POST, path, Some(token), None)
+            .await
     }
 
     pub async fn put(&self, path: &str, token: &str, body: &Value) -> (StatusCode, Value) {
-        self.request(reqwest::Method::PUT, path, Some(token), Some(body)).await
+        self.request(reqwest::Method::PUT, path, Some(token), Some(body))
+            .await
     }
 
     pub async fn delete(&self, path: &str, token: &str) -> (StatusCode, Value) {
-        self.request(reqwest::Method::DELETE, path, Some(token), None).await
+        self.request(reqwest::Method::DELETE, path, Some(token), None)
+            .await
     }
 
     /// Creates a subscription and returns its JSON (with the secret); panics unless 201.
-    pub async fn create_subscription(&self, token: &str, url: &str, event_types: &[&str], retry: Option<Value>) -> Value {
+    pub async fn create_subscription(
+        &self,
+        token: &str,
+        url: &str,
+        event_types: &[&str],
+        retry: Option<Value>,
+    ) -> Value {
         let mut body = json!({"url": url, "eventTypes": event_types});
         if let Some(retry) = retry {
             body["retryPolicy"] = retry;
@@ -276,8 +316,13 @@ impl TestApp {
 
     /// Publishes one platform event and returns the ingest result; panics unless 202 or 200.
     pub async fn publish(&self, event: &Value) -> Value {
-        let (status, value) = self.post("/v1/platform/events", &self.publisher_token(), event).await;
-        assert!(status == StatusCode::ACCEPTED || status == StatusCode::OK, "publish failed: {status} {value}");
+        let (status, value) = self
+            .post("/v1/platform/events", &self.publisher_token(), event)
+            .await;
+        assert!(
+            status == StatusCode::ACCEPTED || status == StatusCode::OK,
+            "publish failed: {status} {value}"
+        );
         value
     }
 
@@ -288,14 +333,23 @@ impl TestApp {
     }
 
     /// Waits until the event has `status`; returns the event.
-    pub async fn wait_for_event_status(&self, token: &str, id: &str, status: &str, timeout: Duration) -> Value {
+    pub async fn wait_for_event_status(
+        &self,
+        token: &str,
+        id: &str,
+        status: &str,
+        timeout: Duration,
+    ) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
             let event = self.event(token, id).await;
             if event["status"] == status {
                 return event;
             }
-            assert!(Instant::now() < deadline, "event {id} did not reach {status}; last: {event}");
+            assert!(
+                Instant::now() < deadline,
+                "event {id} did not reach {status}; last: {event}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -436,17 +490,21 @@ impl Receiver {
             answer_verification: true,
             ..Default::default()
         }));
-        let listener = tokio::net::TcpListener::bind(bind).await.expect("the receiver binds");
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .expect("the receiver binds");
         let addr = listener.local_addr().unwrap();
         let shared = state.clone();
         let route = warp::any()
             .and(warp::path::full())
             .and(warp::header::headers_cloned())
             .and(warp::body::bytes())
-            .then(move |path: warp::path::FullPath, headers: HeaderMap, body: Bytes| {
-                let state = shared.clone();
-                async move { answer(state, path.as_str().to_string(), headers, body).await }
-            });
+            .then(
+                move |path: warp::path::FullPath, headers: HeaderMap, body: Bytes| {
+                    let state = shared.clone();
+                    async move { answer(state, path.as_str().to_string(), headers, body).await }
+                },
+            );
         tokio::spawn(warp::serve(route).incoming(listener).run());
         Receiver {
             url: format!("http://{addr}/hooks"),
@@ -492,7 +550,12 @@ impl Receiver {
     }
 }
 
-async fn answer(state: Arc<Mutex<ReceiverState>>, path: String, headers: HeaderMap, body: Bytes) -> warp::reply::Response {
+async fn answer(
+    state: Arc<Mutex<ReceiverState>>,
+    path: String,
+    headers: HeaderMap,
+    body: Bytes,
+) -> warp::reply::Response {
     let received = Received {
         path,
         headers: headers
