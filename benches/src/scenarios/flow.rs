@@ -83,43 +83,69 @@ fn report_rate(delivered: u64, expected: u64, elapsed: Duration, phase: &str) ->
     delivered as f64 / elapsed.as_secs_f64()
 }
 
-/// Durable ingest into one paused subscription: 64 single-event clients, then batches.
+/// Durable ingest into one paused subscription: 64 single-event clients, then
+/// batches, each with the store's flush count and mean flush time.
 pub async fn ingest(args: &Args) -> anyhow::Result<Vec<Sample>> {
     let events = Events::default();
     let sink = Receiver::start().await?;
     let service = start(args, Vec::new())?;
-    let id = service
-        .create_subscription(&sink.url("ingest"), EVENT_TYPE)
-        .await?;
+    let id = service.create_subscription(&sink.url("ingest"), EVENT_TYPE).await?;
     service.pause(&id).await?;
-    let single =
-        load::ingest_singles(&service, &events, 64, args.ingest_events, args.limit()).await?;
-    let batch = load::ingest_batches(
-        &service,
-        &events,
-        EVENT_TYPE,
-        BATCH,
-        4,
-        args.batch_events,
-        args.limit(),
-    )
-    .await?;
-    Ok(vec![
-        Sample::new(
-            "single events, 64 clients",
-            "events/s",
-            single.rate(),
-            Versus::Rate,
-            Target::AtLeast(10_000.0),
-        ),
-        Sample::new(
-            format!("batches of {BATCH}, 4 clients"),
-            "events/s",
-            batch.rate(),
-            Versus::Rate,
-            Target::AtLeast(30_000.0),
-        ),
-    ])
+
+    let flushes = FlushStats::read(&service).await?;
+    let single = load::ingest_singles(&service, &events, 64, args.ingest_events, args.limit()).await?;
+    let single_flushes = FlushStats::read(&service).await?.since(&flushes);
+    let batch = load::ingest_batches(&service, &events, EVENT_TYPE, BATCH, 4, args.batch_events, args.limit()).await?;
+    let batch_flushes = FlushStats::read(&service).await?.since(&single_flushes.total);
+
+    let mut samples = vec![Sample::new("single events, 64 clients", "events/s", single.rate(), Versus::Rate, Target::AtLeast(10_000.0))];
+    samples.extend(single_flushes.samples("single events", single.count));
+    samples.push(Sample::new(format!("batches of {BATCH}, 4 clients"), "events/s", batch.rate(), Versus::Rate, Target::AtLeast(30_000.0)));
+    samples.extend(batch_flushes.samples("batches", batch.count));
+    Ok(samples)
+}
+
+/// Count and total seconds of the store's group-commit flushes, from `/metrics`.
+#[derive(Clone, Copy, Default)]
+struct FlushStats {
+    count: f64,
+    seconds: f64,
+}
+
+/// Flushes of one phase, with the running totals at its end.
+struct FlushDelta {
+    delta: FlushStats,
+    total: FlushStats,
+}
+
+impl FlushStats {
+    async fn read(service: &Service) -> anyhow::Result<FlushStats> {
+        let metric = "argus_webhooks_store_flush_duration_seconds";
+        Ok(FlushStats {
+            count: service.metric(&format!("{metric}_count")).await?.unwrap_or(0.0),
+            seconds: service.metric(&format!("{metric}_sum")).await?.unwrap_or(0.0),
+        })
+    }
+
+    fn since(self, earlier: &FlushStats) -> FlushDelta {
+        FlushDelta {
+            delta: FlushStats {
+                count: self.count - earlier.count,
+                seconds: self.seconds - earlier.seconds,
+            },
+            total: self,
+        }
+    }
+}
+
+impl FlushDelta {
+    fn samples(&self, phase: &str, events: u64) -> Vec<Sample> {
+        let FlushStats { count, seconds } = self.delta;
+        vec![
+            Sample::new(format!("{phase}: events per store flush"), "count", events as f64 / count.max(1.0), Versus::Nothing, Target::None),
+            Sample::new(format!("{phase}: mean store flush (sled flush + fsync)"), "ms", seconds * 1e3 / count.max(1.0), Versus::Nothing, Target::None),
+        ]
+    }
 }
 
 /// Ingest-to-arrival latency at a fixed rate of single events.
