@@ -49,7 +49,7 @@ pub struct Args {
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
     /// Requests of the ceiling's throughput measurement.
-    #[arg(long, default_value_t = 30_000)]
+    #[arg(long, default_value_t = 20_000)]
     pub ceiling_requests: u64,
     /// Deliveries per throughput measurement (events × fan-out).
     #[arg(long, default_value_t = 30_000)]

@@ -89,18 +89,44 @@ pub async fn ingest(args: &Args) -> anyhow::Result<Vec<Sample>> {
     let events = Events::default();
     let sink = Receiver::start().await?;
     let service = start(args, Vec::new())?;
-    let id = service.create_subscription(&sink.url("ingest"), EVENT_TYPE).await?;
+    let id = service
+        .create_subscription(&sink.url("ingest"), EVENT_TYPE)
+        .await?;
     service.pause(&id).await?;
 
     let flushes = FlushStats::read(&service).await?;
-    let single = load::ingest_singles(&service, &events, 64, args.ingest_events, args.limit()).await?;
+    let single =
+        load::ingest_singles(&service, &events, 64, args.ingest_events, args.limit()).await?;
     let single_flushes = FlushStats::read(&service).await?.since(&flushes);
-    let batch = load::ingest_batches(&service, &events, EVENT_TYPE, BATCH, 4, args.batch_events, args.limit()).await?;
-    let batch_flushes = FlushStats::read(&service).await?.since(&single_flushes.total);
+    let batch = load::ingest_batches(
+        &service,
+        &events,
+        EVENT_TYPE,
+        BATCH,
+        4,
+        args.batch_events,
+        args.limit(),
+    )
+    .await?;
+    let batch_flushes = FlushStats::read(&service)
+        .await?
+        .since(&single_flushes.total);
 
-    let mut samples = vec![Sample::new("single events, 64 clients", "events/s", single.rate(), Versus::Rate, Target::AtLeast(10_000.0))];
+    let mut samples = vec![Sample::new(
+        "single events, 64 clients",
+        "events/s",
+        single.rate(),
+        Versus::Rate,
+        Target::AtLeast(10_000.0),
+    )];
     samples.extend(single_flushes.samples("single events", single.count));
-    samples.push(Sample::new(format!("batches of {BATCH}, 4 clients"), "events/s", batch.rate(), Versus::Rate, Target::AtLeast(30_000.0)));
+    samples.push(Sample::new(
+        format!("batches of {BATCH}, 4 clients"),
+        "events/s",
+        batch.rate(),
+        Versus::Rate,
+        Target::AtLeast(30_000.0),
+    ));
     samples.extend(batch_flushes.samples("batches", batch.count));
     Ok(samples)
 }
@@ -122,8 +148,14 @@ impl FlushStats {
     async fn read(service: &Service) -> anyhow::Result<FlushStats> {
         let metric = "argus_webhooks_store_flush_duration_seconds";
         Ok(FlushStats {
-            count: service.metric(&format!("{metric}_count")).await?.unwrap_or(0.0),
-            seconds: service.metric(&format!("{metric}_sum")).await?.unwrap_or(0.0),
+            count: service
+                .metric(&format!("{metric}_count"))
+                .await?
+                .unwrap_or(0.0),
+            seconds: service
+                .metric(&format!("{metric}_sum"))
+                .await?
+                .unwrap_or(0.0),
         })
     }
 
@@ -142,8 +174,20 @@ impl FlushDelta {
     fn samples(&self, phase: &str, events: u64) -> Vec<Sample> {
         let FlushStats { count, seconds } = self.delta;
         vec![
-            Sample::new(format!("{phase}: events per store flush"), "count", events as f64 / count.max(1.0), Versus::Nothing, Target::None),
-            Sample::new(format!("{phase}: mean store flush (sled flush + fsync)"), "ms", seconds * 1e3 / count.max(1.0), Versus::Nothing, Target::None),
+            Sample::new(
+                format!("{phase}: events per store flush"),
+                "count",
+                events as f64 / count.max(1.0),
+                Versus::Nothing,
+                Target::None,
+            ),
+            Sample::new(
+                format!("{phase}: mean store flush (sled flush + fsync)"),
+                "ms",
+                seconds * 1e3 / count.max(1.0),
+                Versus::Nothing,
+                Target::None,
+            ),
         ]
     }
 }
