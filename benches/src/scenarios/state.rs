@@ -17,6 +17,8 @@ use crate::{Args, clock};
 const BATCH: usize = 500;
 /// Idle time after which the scale scenario's service stops a subscription actor, in seconds.
 const SCALE_IDLE_SECONDS: u64 = 2;
+/// Subscriptions per account in the scale scenario: the default `limits.max_subscriptions_per_account`.
+const SUBSCRIPTIONS_PER_ACCOUNT: u64 = 100;
 
 /// Idle subscriptions: memory per subscription beyond the empty process, and start-up time.
 pub async fn scale(args: &Args, receiver: &Receiver) -> anyhow::Result<Vec<Sample>> {
@@ -39,8 +41,11 @@ pub async fn scale(args: &Args, receiver: &Receiver) -> anyhow::Result<Vec<Sampl
         Duration::from_secs(args.create_seconds),
         move |index| {
             let (service, url) = (creator.clone(), urls.url(&format!("scale/{index}")));
+            let account = format!("scale-{}", index / SUBSCRIPTIONS_PER_ACCOUNT);
             async move {
-                service.create_subscription(&url, EVENT_TYPE).await?;
+                service
+                    .create_subscription_of(&account, &url, EVENT_TYPE)
+                    .await?;
                 Ok(1)
             }
         },
