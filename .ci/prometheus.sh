@@ -110,6 +110,9 @@ hs256_secret = "$jwt_secret"
 [delivery]
 allow_http = true
 ssrf_exempt = ["127.0.0.1/32"]
+# Fuzzed URLs must never make the service contact or resolve another host.
+allowed_networks = ["127.0.0.0/8", "::1/128"]
+static_dns_only = true
 time_scale = 0.01
 
 [log]

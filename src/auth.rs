@@ -10,7 +10,7 @@ use argus_webhooks_actors::model::AccountId;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
@@ -91,52 +91,53 @@ impl Authenticator {
             Keys::Single(_, algorithms) => algorithms.clone(),
             Keys::Jwks(_) => vec![Algorithm::RS256, Algorithm::ES256],
         };
-        validation.set_required_spec_claims(&["exp"]);
+        // A configured iss or aud must be present, not only match when present.
+        let mut required = vec!["exp"];
         validation.leeway = settings.leeway_seconds;
         validation.validate_nbf = true;
         if settings.issuer.is_empty() {
             validation.iss = None;
         } else {
             validation.set_issuer(&[&settings.issuer]);
+            required.push("iss");
         }
         if settings.audience.is_empty() {
             validation.validate_aud = false;
         } else {
             validation.set_audience(&[&settings.audience]);
+            required.push("aud");
         }
+        validation.set_required_spec_claims(&required);
         Ok(Authenticator { keys, validation })
     }
 
     /// Checks an `Authorization` header value and returns the caller.
     pub fn authenticate(&self, header: Option<&str>) -> Result<Principal, ApiError> {
         let header = header.ok_or(ApiError::MissingToken)?;
+        // The scheme name is case-insensitive (RFC 9110, section 11.1).
         let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .map(str::trim)
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
                 ApiError::InvalidToken("the Authorization header must be 'Bearer <JWT>'".into())
             })?;
+
+        let header = decode_header(token, self.accepted_algorithms())?;
+        // One algorithm per decode: jsonwebtoken rejects a validation whose
+        // algorithms belong to another key family than the key.
+        let mut validation = self.validation.clone();
+        validation.algorithms = vec![header.alg];
         let data = match &self.keys {
-            Keys::Single(key, _) => jsonwebtoken::decode::<Claims>(token, key, &self.validation),
+            Keys::Single(key, _) => jsonwebtoken::decode::<Claims>(token, key, &validation),
             Keys::Jwks(set) => {
-                let header = jsonwebtoken::decode_header(token)
-                    .map_err(|e| ApiError::InvalidToken(describe(e.kind())))?;
-                let kid = header.kid.ok_or_else(|| {
-                    ApiError::InvalidToken(
-                        "the token has no 'kid' to select a key from the JWKS".into(),
-                    )
-                })?;
-                let jwk = set.find(&kid).ok_or_else(|| {
-                    ApiError::InvalidToken(format!("no key with kid '{kid}' is configured"))
-                })?;
-                let key = DecodingKey::from_jwk(jwk)
-                    .map_err(|e| ApiError::InvalidToken(describe(e.kind())))?;
-                jsonwebtoken::decode::<Claims>(token, &key, &self.validation)
+                let key = jwks_key(set, &header)?;
+                jsonwebtoken::decode::<Claims>(token, &key, &validation)
             }
         }
         .map_err(|e| ApiError::InvalidToken(describe(e.kind())))?;
+
         let account = AccountId::parse(&data.claims.account_id)
             .map_err(|m| ApiError::InvalidToken(format!("the account_id claim {m}")))?;
         let scopes = data
@@ -148,6 +149,86 @@ impl Authenticator {
             .collect();
         Ok(Principal { account, scopes })
     }
+
+    fn accepted_algorithms(&self) -> &[Algorithm] {
+        match &self.keys {
+            Keys::Single(_, algorithms) => algorithms,
+            Keys::Jwks(_) => &[Algorithm::RS256, Algorithm::ES256],
+        }
+    }
+}
+
+/// Selects the JWKS key named by the token's `kid` and checks that its key
+/// type fits the token's algorithm.
+fn jwks_key(set: &JwkSet, header: &Header) -> Result<DecodingKey, ApiError> {
+    let kid = header.kid.as_deref().ok_or_else(|| {
+        ApiError::InvalidToken("the token has no 'kid' to select a key from the JWKS".into())
+    })?;
+    let jwk = set.find(kid).ok_or_else(|| {
+        ApiError::InvalidToken(format!(
+            "no key with kid '{}' is configured",
+            truncate_claim(kid)
+        ))
+    })?;
+    let matches_key = matches!(
+        (&jwk.algorithm, header.alg),
+        (AlgorithmParameters::RSA(_), Algorithm::RS256)
+            | (AlgorithmParameters::EllipticCurve(_), Algorithm::ES256)
+    );
+    if !matches_key {
+        return Err(ApiError::InvalidToken(format!(
+            "the token's algorithm '{:?}' does not match the key with kid '{kid}'",
+            header.alg
+        )));
+    }
+    DecodingKey::from_jwk(jwk).map_err(|e| ApiError::InvalidToken(describe(e.kind())))
+}
+
+/// Decodes the token header and checks its `alg` before any key is used, so
+/// `alg: none` and algorithm confusion fail with a message naming the algorithm.
+fn decode_header(token: &str, accepted: &[Algorithm]) -> Result<Header, ApiError> {
+    let names = || {
+        accepted
+            .iter()
+            .map(|a| format!("{a:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let header = match jsonwebtoken::decode_header(token) {
+        Ok(header) => header,
+        Err(error) => {
+            // jsonwebtoken cannot parse a header whose alg it does not know,
+            // such as "none", so read the alg from the raw JSON to name it.
+            return Err(ApiError::InvalidToken(match raw_alg(token) {
+                Some(alg) => format!(
+                    "the token's algorithm '{}' is not accepted by this service (accepted: {})",
+                    truncate_claim(&alg),
+                    names()
+                ),
+                None => describe(error.kind()),
+            }));
+        }
+    };
+    if !accepted.contains(&header.alg) {
+        return Err(ApiError::InvalidToken(format!(
+            "the token's algorithm '{:?}' is not accepted by this service (accepted: {})",
+            header.alg,
+            names()
+        )));
+    }
+    Ok(header)
+}
+
+fn raw_alg(token: &str) -> Option<String> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let encoded = token.split('.').next()?;
+    let bytes = URL_SAFE_NO_PAD.decode(encoded.trim_end_matches('=')).ok()?;
+    let header: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    header.get("alg")?.as_str().map(str::to_string)
+}
+
+fn truncate_claim(value: &str) -> String {
+    value.chars().take(16).collect()
 }
 
 fn describe(kind: &ErrorKind) -> String {
@@ -169,7 +250,7 @@ fn describe(kind: &ErrorKind) -> String {
         ErrorKind::Json(_) => {
             "the token's claims are invalid (account_id must be a string, exp a number)".into()
         }
-        _ => "the token is malformed".into(),
+        _ => "the token is malformed: expected a JWT of three base64url parts".into(),
     }
 }
 

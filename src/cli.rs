@@ -140,5 +140,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(settings.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
-    server::run(settings, listener, server::shutdown_signal()).await
+    let shutdown = server::shutdown_signal()?;
+    server::run(settings, listener, shutdown).await
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use argus_webhooks_actors::model::{EventType, MAX_URL_LENGTH};
 use argus_webhooks_actors::ssrf::AddressPolicy;
 use argus_webhooks_actors::{DeliveryConfig, EngineConfig, EngineSettings, StoreConfig};
 use ipnet::IpNet;
@@ -84,6 +85,30 @@ pub struct EngineSection {
 #[derive(Clone, Debug, Deserialize)]
 pub struct LimitSettings {
     pub max_subscriptions_per_account: usize,
+    pub max_event_types_per_subscription: usize,
+    pub max_url_length: usize,
+}
+
+impl LimitSettings {
+    fn check(&self) -> anyhow::Result<()> {
+        if self.max_subscriptions_per_account == 0 {
+            bail!("limits.max_subscriptions_per_account must be at least 1");
+        }
+        let types = EventType::ALL.len();
+        if !(1..=types).contains(&self.max_event_types_per_subscription) {
+            bail!(
+                "limits.max_event_types_per_subscription must be from 1 to {types}; got {}",
+                self.max_event_types_per_subscription
+            );
+        }
+        if !(1..=MAX_URL_LENGTH).contains(&self.max_url_length) {
+            bail!(
+                "limits.max_url_length must be from 1 to {MAX_URL_LENGTH}; got {}",
+                self.max_url_length
+            );
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -158,6 +183,7 @@ impl Settings {
         if self.server.max_batch_events == 0 {
             bail!("server.max_batch_events must be at least 1");
         }
+        self.limits.check()?;
         Ok(())
     }
 

@@ -26,6 +26,9 @@ pub enum ApiError {
     MethodNotAllowed(Vec<&'static str>),
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A configured limit, such as subscriptions per account, is reached.
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(String),
     #[error("body too large")]
     PayloadTooLarge(usize),
     #[error("unsupported media type")]
@@ -63,7 +66,9 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            // 409: the request conflicts with the account's current state and
+            // succeeds once the caller frees room, for example by a delete.
+            ApiError::Conflict(_) | ApiError::LimitExceeded(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -83,6 +88,7 @@ impl ApiError {
             ApiError::NotFound(_) => ("not-found", "Not found"),
             ApiError::MethodNotAllowed(_) => ("method-not-allowed", "Method not allowed"),
             ApiError::Conflict(_) => ("conflict", "Conflict"),
+            ApiError::LimitExceeded(_) => ("limit-exceeded", "Limit exceeded"),
             ApiError::PayloadTooLarge(_) => ("payload-too-large", "Payload too large"),
             ApiError::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
             ApiError::Unavailable(_) => ("service-unavailable", "Service unavailable"),
@@ -110,6 +116,9 @@ impl ApiError {
                 format!("This path accepts: {}.", allowed.join(", "))
             }
             ApiError::Conflict(reason) => reason.clone(),
+            ApiError::LimitExceeded(reason) => format!(
+                "A configured limit is reached: {reason}. Delete one to make room, or ask the operator to raise the limit."
+            ),
             ApiError::PayloadTooLarge(limit) => {
                 format!("The request body exceeds the limit of {limit} bytes.")
             }
@@ -179,6 +188,15 @@ impl ApiError {
                     ),
                 );
             }
+            // RFC 6750, section 3.1: a token without the needed scope.
+            ApiError::Forbidden(_) => {
+                headers.insert(
+                    WWW_AUTHENTICATE,
+                    HeaderValue::from_static(
+                        "Bearer realm=\"argus-webhooks\", error=\"insufficient_scope\"",
+                    ),
+                );
+            }
             ApiError::MethodNotAllowed(allowed) => {
                 if let Ok(value) = HeaderValue::from_str(&allowed.join(", ")) {
                     headers.insert("allow", value);
@@ -197,7 +215,7 @@ impl From<EngineError> for ApiError {
             EngineError::Conflict(reason) => ApiError::Conflict(reason),
             EngineError::Validation(errors) => ApiError::Validation(errors),
             EngineError::VerificationFailed(reason) => ApiError::VerificationFailed(reason),
-            EngineError::LimitReached(reason) => ApiError::Conflict(reason),
+            EngineError::LimitReached(reason) => ApiError::LimitExceeded(reason),
             EngineError::Unavailable(reason) => ApiError::Unavailable(reason),
             EngineError::Internal(reason) => ApiError::Internal(reason),
         }

@@ -111,6 +111,16 @@ impl AttemptReport {
     }
 }
 
+/// The reason an endpoint failed verification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VerifyError {
+    /// The URL's host does not resolve, or it is or resolves to an address
+    /// the SSRF guard blocks. No request was sent.
+    InvalidAddress(String),
+    /// The verification request failed or its response was wrong.
+    Failed(String),
+}
+
 /// One signed request to send.
 pub struct SignedRequest<'a> {
     pub url: &'a EndpointUrl,
@@ -230,8 +240,9 @@ impl DeliveryClient {
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
+            // The total timeout wraps the whole exchange in `send`, so every
+            // overrun ends with the same message whatever stage it stalled in.
             .connect_timeout(config.connect_timeout)
-            .timeout(config.total_timeout)
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(32)
             .user_agent(user_agent.clone())
@@ -282,7 +293,7 @@ impl DeliveryClient {
         for addr in addrs {
             if let Some(reason) = self.policy.check(addr) {
                 return Err(format!(
-                    "the host resolves to {addr}, a {reason}, which deliveries may not reach"
+                    "must not reach {addr}, a {reason}; endpoints must be public addresses"
                 ));
             }
         }
@@ -300,25 +311,18 @@ impl DeliveryClient {
         let timestamp = Utc::now().timestamp();
         let signature = signature_header(request.secrets, request.msg_id, timestamp, request.body);
         let exchange = async {
-            let response = self
-                .http
-                .post(request.url.as_str())
-                .header("content-type", "application/json")
-                .header("webhook-id", request.msg_id)
-                .header("webhook-timestamp", timestamp.to_string())
-                .header("webhook-signature", signature)
-                .header("x-argus-event-type", request.event_type)
-                .body(request.body.to_vec())
-                .send()
-                .await?;
-            let status = response.status();
-            let retry_after = response
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| parse_retry_after(v, Utc::now()));
-            let body = read_capped(response, self.config.response_body_limit).await?;
-            Ok::<_, reqwest::Error>((status, retry_after, body))
+            match self.exchange(&request, timestamp, &signature).await {
+                Err(error) if closed_before_response(&error) => {
+                    // A pooled keep-alive connection that the server closed
+                    // while it sat idle fails this way before a response head
+                    // arrives. Sending once more opens a new connection. The
+                    // webhook-id is unchanged, so an endpoint that did read the
+                    // first request can drop the duplicate.
+                    tracing::debug!(msg_id = request.msg_id, %error, "connection closed before a response; sending once more");
+                    self.exchange(&request, timestamp, &signature).await
+                }
+                other => other,
+            }
         };
         let outcome = tokio::time::timeout(self.config.total_timeout, exchange).await;
         let duration = started.elapsed();
@@ -327,7 +331,7 @@ impl DeliveryClient {
                 ResultClass::Timeout,
                 started,
                 format!(
-                    "timed out after {} ms",
+                    "timed out after {} ms without a complete response (total timeout)",
                     self.config.total_timeout.as_millis()
                 ),
             ),
@@ -363,14 +367,46 @@ impl DeliveryClient {
         }
     }
 
-    /// Sends the verification challenge and checks the answer: a 2xx whose
-    /// body is the challenge itself or a JSON object with that `challenge`.
+    /// Sends the request once and reads the status, `Retry-After` and the
+    /// capped body.
+    async fn exchange(
+        &self,
+        request: &SignedRequest<'_>,
+        timestamp: i64,
+        signature: &str,
+    ) -> Result<(reqwest::StatusCode, Option<Duration>, Vec<u8>), reqwest::Error> {
+        let response = self
+            .http
+            .post(request.url.as_str())
+            .header("content-type", "application/json")
+            .header("webhook-id", request.msg_id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .header("x-argus-event-type", request.event_type)
+            .body(request.body.to_vec())
+            .send()
+            .await?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, Utc::now()));
+        let body = read_capped(response, self.config.response_body_limit).await?;
+        Ok((status, retry_after, body))
+    }
+
+    /// Sends the verification challenge, signed with each of `secrets`, and
+    /// checks the answer: a 2xx whose body is the challenge itself or a JSON
+    /// object with that `challenge`.
     pub async fn verify_endpoint(
         &self,
         url: &EndpointUrl,
-        secret: &SigningSecret,
-    ) -> Result<(), String> {
-        self.check_url(url).await?;
+        secrets: &[SigningSecret],
+    ) -> Result<(), VerifyError> {
+        self.check_url(url)
+            .await
+            .map_err(VerifyError::InvalidAddress)?;
         let challenge = uuid::Uuid::new_v4().simple().to_string();
         let body = json!({"type": "webhook.verification", "challenge": challenge}).to_string();
         let msg_id = format!("verify_{}", uuid::Uuid::new_v4().simple());
@@ -380,12 +416,14 @@ impl DeliveryClient {
                 msg_id: &msg_id,
                 event_type: "webhook.verification",
                 body: body.as_bytes(),
-                secrets: std::slice::from_ref(secret),
+                secrets,
             })
             .await;
         if !report.success() {
             let detail = report.error.unwrap_or_else(|| "no 2xx answer".into());
-            return Err(format!("the verification request failed: {detail}"));
+            return Err(VerifyError::Failed(format!(
+                "the verification request failed: {detail}"
+            )));
         }
         let answer = report.body.unwrap_or_default();
         if answer.trim() == challenge {
@@ -400,10 +438,10 @@ impl DeliveryClient {
         if echoed.as_deref() == Some(challenge.as_str()) {
             return Ok(());
         }
-        Err(format!(
+        Err(VerifyError::Failed(format!(
             "the endpoint answered {} but its body is neither the challenge nor a JSON object whose \"challenge\" equals it",
             report.status.unwrap_or_default()
-        ))
+        )))
     }
 
     fn check_literal_host(&self, url: &EndpointUrl) -> Result<(), String> {
@@ -436,6 +474,19 @@ async fn read_capped(
         }
     }
     Ok(body)
+}
+
+/// True when the connection closed before a complete response head arrived,
+/// as a pooled connection that the server closed while idle does.
+fn closed_before_response(error: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = source {
+        if let Some(hyper_error) = current.downcast_ref::<hyper::Error>() {
+            return hyper_error.is_incomplete_message();
+        }
+        source = current.source();
+    }
+    false
 }
 
 fn classify(error: &reqwest::Error) -> (ResultClass, String) {

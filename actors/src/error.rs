@@ -43,3 +43,16 @@ impl From<crate::store::StoreError> for EngineError {
         EngineError::Unavailable(error.to_string())
     }
 }
+
+impl From<crate::delivery::VerifyError> for EngineError {
+    /// Maps a blocked or unresolvable address to a validation error on the
+    /// `url` field, and a failed verification request to `VerificationFailed`.
+    fn from(error: crate::delivery::VerifyError) -> Self {
+        match error {
+            crate::delivery::VerifyError::InvalidAddress(reason) => {
+                EngineError::Validation(vec![FieldError::new("url", reason)])
+            }
+            crate::delivery::VerifyError::Failed(reason) => EngineError::VerificationFailed(reason),
+        }
+    }
+}

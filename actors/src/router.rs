@@ -265,8 +265,10 @@ async fn run_commits(
         let flushed = ctx.store.flush().await;
         for mut commit in group {
             if let Err(error) = &flushed {
+                // Duplicates fail too: the original they repeat may be one of
+                // the writes this flush did not make durable.
                 for outcome in commit.outcomes.iter_mut() {
-                    if matches!(outcome, Ok(o) if !o.duplicate) {
+                    if outcome.is_ok() {
                         *outcome = Err(EngineError::Unavailable(error.to_string()));
                     }
                 }

@@ -18,6 +18,7 @@
 //! Writes are applied to sled's memory at once; [`Store::flush`] makes them
 //! durable, and concurrent callers share one flush (group commit).
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -141,7 +142,6 @@ struct Inner {
     healthy: AtomicBool,
     /// True from a failed write until the next write succeeds, so a read
     /// that works does not hide writes that fail.
-    writes_failing: AtomicBool,
     unfinished: AtomicI64,
     counts: EventCounts,
     fault_file: Option<PathBuf>,
@@ -169,7 +169,6 @@ impl Store {
                 db: db.clone(),
                 flush_requests,
                 healthy: AtomicBool::new(true),
-                writes_failing: AtomicBool::new(false),
                 unfinished: AtomicI64::new(0),
                 counts: EventCounts::default(),
                 fault_file: config.fault_file.clone(),
@@ -191,29 +190,11 @@ impl Store {
         &self.inner.dir
     }
 
-    /// False after a failed read, or after a failed write until a write
-    /// succeeds again.
+    /// False after a failed read, write or flush. It turns true again only
+    /// after a successful flush, because sled accepts writes in memory even
+    /// when the disk is full.
     pub fn is_healthy(&self) -> bool {
         self.inner.healthy.load(Ordering::Relaxed)
-            && !self.inner.writes_failing.load(Ordering::Relaxed)
-    }
-
-    /// Tries a small write and a read when the store is unhealthy, so health
-    /// recovers without waiting for other traffic. Returns [`Self::is_healthy`].
-    pub fn probe(&self) -> bool {
-        if self.is_healthy() {
-            return true;
-        }
-        let key = key1(META, b"health_probe");
-        let written = self.check_fault().and_then(|()| {
-            let stamp = Utc::now().timestamp_millis().to_be_bytes();
-            let result = self.inner.db.insert(&key, &stamp[..]);
-            self.track_write(result.map(|_| ()).map_err(StoreError::from))
-        });
-        if written.is_ok() {
-            let _ = self.track(self.inner.db.get(&key).map_err(StoreError::from));
-        }
-        self.is_healthy()
     }
 
     /// Events that are Pending or Retrying.
@@ -222,8 +203,9 @@ impl Store {
     }
 
     /// Waits until every write made before the call is on disk. Concurrent
-    /// callers share one flush.
+    /// callers share one flush. A successful flush marks the store healthy.
     pub async fn flush(&self) -> StoreResult<()> {
+        self.check_fault()?;
         let (sender, receiver) = oneshot::channel();
         self.inner
             .flush_requests
@@ -232,11 +214,27 @@ impl Store {
         let result = receiver
             .await
             .unwrap_or_else(|_| Err(StoreError::Io("the flusher has stopped".into())));
-        // A flush that works says nothing about new writes, so only a failure counts.
-        if result.is_err() {
-            self.inner.writes_failing.store(true, Ordering::Relaxed);
+        let result = self.track(result);
+        if result.is_ok() {
+            self.inner.healthy.store(true, Ordering::Relaxed);
         }
-        self.track(result)
+        result
+    }
+
+    /// Writes and flushes a probe record, so a store marked unhealthy is
+    /// found healthy again once writes reach the disk (space returned, fault
+    /// file removed) even when no request writes anything.
+    pub async fn probe(&self) -> StoreResult<()> {
+        self.check_fault()?;
+        let stamp = Utc::now().timestamp_millis().to_be_bytes();
+        let written = self
+            .inner
+            .db
+            .insert(key1(META, b"health_probe"), &stamp[..])
+            .map(|_| ())
+            .map_err(StoreError::from);
+        self.track(written)?;
+        self.flush().await
     }
 
     // --- subscriptions ---------------------------------------------------
@@ -288,7 +286,7 @@ impl Store {
         let mut index_key = account_prefix(BY_ACCOUNT_SUBSCRIPTION, &subscription.account_id);
         index_key.extend_from_slice(subscription.id.as_bytes());
         batch.insert(index_key, &[][..]);
-        self.track_write(self.inner.db.apply_batch(batch).map_err(StoreError::from))
+        self.track(self.inner.db.apply_batch(batch).map_err(StoreError::from))
     }
 
     pub fn delete_subscription(&self, subscription: &Subscription) -> StoreResult<()> {
@@ -298,7 +296,7 @@ impl Store {
         let mut index_key = account_prefix(BY_ACCOUNT_SUBSCRIPTION, &subscription.account_id);
         index_key.extend_from_slice(subscription.id.as_bytes());
         batch.remove(index_key);
-        self.track_write(self.inner.db.apply_batch(batch).map_err(StoreError::from))
+        self.track(self.inner.db.apply_batch(batch).map_err(StoreError::from))
     }
 
     // --- ingest ----------------------------------------------------------
@@ -332,7 +330,7 @@ impl Store {
                 &[][..],
             );
         }
-        self.track_write(self.inner.db.apply_batch(batch).map_err(StoreError::from))?;
+        self.track(self.inner.db.apply_batch(batch).map_err(StoreError::from))?;
         self.inner
             .unfinished
             .fetch_add(events.len() as i64, Ordering::Relaxed);
@@ -389,7 +387,7 @@ impl Store {
                 batch.remove(retry_key);
             }
         }
-        self.track_write(self.inner.db.apply_batch(batch).map_err(StoreError::from))?;
+        self.track(self.inner.db.apply_batch(batch).map_err(StoreError::from))?;
         let delta = match (previous.is_finished(), event.status.is_finished()) {
             (false, true) => -1,
             (true, false) => 1,
@@ -479,6 +477,31 @@ impl Store {
             }
         }
         Ok(false)
+    }
+
+    /// Returns the ids of the subscriptions that have queued events or
+    /// scheduled retries. Skips over each subscription's entries, so the cost
+    /// grows with the number of subscriptions, not of events.
+    pub fn subscriptions_with_work(&self) -> StoreResult<BTreeSet<SubscriptionId>> {
+        let mut owners = BTreeSet::new();
+        for prefix in [QUEUE, RETRY] {
+            let mut start = vec![prefix];
+            loop {
+                let entry = self.inner.db.range(start.clone()..).next();
+                let Some(entry) = entry else { break };
+                let (key, _) = self.track(entry.map_err(StoreError::from))?;
+                if key.first() != Some(&prefix) || key.len() < 17 {
+                    break;
+                }
+                let id = SubscriptionId::from_slice(&key[1..17])
+                    .ok_or_else(|| StoreError::Corrupt("queue key".into()))?;
+                owners.insert(id);
+                // The first key after every entry of this subscription.
+                start = key1(prefix, id.as_bytes());
+                start.extend_from_slice(&[0xff; 17]);
+            }
+        }
+        Ok(owners)
     }
 
     /// Marks every queued or retrying event of a subscription Failed with
@@ -592,33 +615,32 @@ impl Store {
     pub fn prune_finished(&self, before: DateTime<Utc>, limit: usize) -> StoreResult<usize> {
         self.check_fault()?;
         let end = key1(EVENT, EventId::min_at(before.timestamp_millis()).as_bytes());
-        let mut batch = sled::Batch::default();
-        let mut removed = 0;
-        let mut pruned = Vec::new();
+        let mut candidates = Vec::new();
         for entry in self.inner.db.range(vec![EVENT]..end) {
             let (key, value) = self.track(entry.map_err(StoreError::from))?;
             let event: EventRecord = decode(&value)?;
-            if !event.status.is_finished() {
-                continue;
-            }
-            batch.remove(key);
-            batch.remove(key2(
-                BY_SUBSCRIPTION,
-                event.subscription_id.as_bytes(),
-                event.id.as_bytes(),
-            ));
-            batch.remove(account_key(&event.account_id, event.id));
-            pruned.push((
-                event.account_id,
-                event.subscription_id,
-                event.status,
-                event.event_type,
-            ));
-            removed += 1;
-            if removed >= limit {
-                break;
+            if event.status.is_finished() {
+                candidates.push(key);
+                if candidates.len() >= limit {
+                    break;
+                }
             }
         }
+        let mut removed = 0;
+        for chunk in candidates.chunks(256) {
+            let pruned = self.track(self.remove_finished(chunk))?;
+            removed += pruned.len();
+            for event in pruned {
+                self.inner.counts.add(
+                    &event.account_id,
+                    event.subscription_id,
+                    event.status,
+                    event.event_type,
+                    -1,
+                );
+            }
+        }
+        let mut batch = sled::Batch::default();
         let mut ingested = 0;
         for entry in self.inner.db.scan_prefix([INGESTED]) {
             let (key, value) = self.track(entry.map_err(StoreError::from))?;
@@ -631,12 +653,7 @@ impl Store {
                 }
             }
         }
-        self.track_write(self.inner.db.apply_batch(batch).map_err(StoreError::from))?;
-        for (account, subscription, status, event_type) in pruned {
-            self.inner
-                .counts
-                .add(&account, subscription, status, event_type, -1);
-        }
+        self.track(self.inner.db.apply_batch(batch).map_err(StoreError::from))?;
         Ok(removed)
     }
 
@@ -663,6 +680,42 @@ impl Store {
         Ok(())
     }
 
+    /// Removes the events under `keys` that are still finished, with their
+    /// index entries, in one transaction, and returns the removed events. The
+    /// status is read again inside it, so an event that a manual retry queued
+    /// again since the scan stays.
+    fn remove_finished(&self, keys: &[sled::IVec]) -> StoreResult<Vec<EventRecord>> {
+        use sled::transaction::{ConflictableTransactionError, TransactionError};
+        let result: Result<Vec<EventRecord>, TransactionError<std::convert::Infallible>> =
+            self.inner.db.transaction(|tx| {
+                let mut removed = Vec::new();
+                for key in keys {
+                    let Some(value) = tx.get(key)? else { continue };
+                    let Ok(event) = decode::<EventRecord>(&value) else {
+                        continue;
+                    };
+                    if !event.status.is_finished() {
+                        continue;
+                    }
+                    tx.remove(key.clone())?;
+                    tx.remove(key2(
+                        BY_SUBSCRIPTION,
+                        event.subscription_id.as_bytes(),
+                        event.id.as_bytes(),
+                    ))?;
+                    tx.remove(account_key(&event.account_id, event.id))?;
+                    removed.push(event);
+                }
+                Ok::<Vec<EventRecord>, ConflictableTransactionError<std::convert::Infallible>>(
+                    removed,
+                )
+            });
+        result.map_err(|error| match error {
+            TransactionError::Abort(never) => match never {},
+            TransactionError::Storage(error) => StoreError::from(error),
+        })
+    }
+
     fn count_prefix(&self, prefix: u8) -> u64 {
         self.inner.db.scan_prefix([prefix]).keys().count() as u64
     }
@@ -671,23 +724,14 @@ impl Store {
         if let Some(path) = &self.inner.fault_file
             && path.exists()
         {
-            let error = StoreError::Injected(path.display().to_string());
-            self.inner.writes_failing.store(true, Ordering::Relaxed);
-            return self.track(Err(error));
+            return self.track(Err(StoreError::Injected(path.display().to_string())));
         }
         Ok(())
     }
 
-    fn track_write<T>(&self, result: StoreResult<T>) -> StoreResult<T> {
-        self.inner
-            .writes_failing
-            .store(result.is_err(), Ordering::Relaxed);
-        self.track(result)
-    }
-
     fn track<T>(&self, result: StoreResult<T>) -> StoreResult<T> {
         match &result {
-            Ok(_) => self.inner.healthy.store(true, Ordering::Relaxed),
+            Ok(_) => {}
             Err(error) => {
                 self.inner.healthy.store(false, Ordering::Relaxed);
                 metrics::counter!("argus_webhooks_store_errors_total").increment(1);

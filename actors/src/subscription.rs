@@ -14,7 +14,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::oneshot;
 
 use crate::context::Context;
-use crate::delivery::{AttemptReport, SignedRequest};
+use crate::delivery::{AttemptReport, SignedRequest, VerifyError};
 use crate::error::EngineError;
 use crate::model::{
     DeliveryAttempt, EventId, EventRecord, EventStatus, PreviousSecret, SigningSecret,
@@ -27,8 +27,17 @@ use crate::supervisor::SupervisorMsg;
 
 pub type Reply<T> = oneshot::Sender<Result<T, EngineError>>;
 
-/// Wait before trying again after a store read or write failed.
+/// Wait before an attempt is started again when the store cannot read the
+/// event or record the outcome, so a failing disk does not turn into a burst
+/// of requests to the endpoint.
 const STORE_RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// An attempt whose HTTP request is running.
+#[derive(Clone, Copy)]
+struct InFlight {
+    attempt: u32,
+    started_at: DateTime<Utc>,
+}
 
 /// Result of a synchronous test delivery.
 #[derive(Clone, Debug)]
@@ -61,9 +70,9 @@ pub enum SubscriptionMsg {
         event_id: EventId,
         attempt: u32,
     },
-    ResumeVerified(Result<(), String>, Reply<Subscription>),
+    ResumeVerified(Result<(), VerifyError>, Reply<Subscription>),
     IdleCheck,
-    /// Runs the pump again, after a store error postponed it.
+    /// Starts attempts again after a failed store read.
     Wake,
 }
 
@@ -77,6 +86,7 @@ impl SubscriptionMsg {
                 | Self::RetryDue { .. }
                 | Self::ResumeVerified(..)
                 | Self::IdleCheck
+                | Self::Wake
         )
     }
 }
@@ -105,7 +115,7 @@ pub struct SubscriptionState {
     ready: VecDeque<EventId>,
     /// Scheduled retries: event → attempt number the timer will start.
     timers: HashMap<EventId, u32>,
-    in_flight: HashMap<EventId, u32>,
+    in_flight: HashMap<EventId, InFlight>,
     /// Forwarded messages received, for the idle-stop handshake.
     received: u64,
     last_activity: Instant,
@@ -126,6 +136,9 @@ impl Actor for SubscriptionActor {
             .store
             .get_subscription(args.id)?
             .ok_or_else(|| format!("subscription {} is not in the store", args.id))?;
+        // Counted here and released in `Drop`, which also runs when the actor
+        // fails; ractor calls `post_stop` only after a clean stop.
+        args.ctx.live_actors.fetch_add(1, Ordering::Relaxed);
         let mut state = SubscriptionState {
             sub,
             ctx: args.ctx.clone(),
@@ -142,7 +155,6 @@ impl Actor for SubscriptionActor {
         };
         state.refill_window()?;
         state.load_retries(&myself)?;
-        args.ctx.live_actors.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(subscription_id = %args.id, queued = state.window.len(), retries = state.timers.len(), "subscription actor started");
         Ok(state)
     }
@@ -162,7 +174,9 @@ impl Actor for SubscriptionActor {
         _myself: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        state.ctx.live_actors.fetch_sub(1, Ordering::Relaxed);
+        if state.ctx.is_draining() {
+            state.record_interrupted();
+        }
         Ok(())
     }
 
@@ -208,6 +222,21 @@ impl Actor for SubscriptionActor {
         }
         state.pump(&myself);
         Ok(())
+    }
+}
+
+impl Drop for SubscriptionState {
+    fn drop(&mut self) {
+        self.ctx.live_actors.fetch_sub(1, Ordering::Relaxed);
+        let in_flight = self.in_flight.len();
+        if in_flight > 0 {
+            // Their outcomes can no longer be recorded; the events stay queued
+            // in the store and are sent again by the next actor.
+            self.ctx
+                .in_flight
+                .fetch_sub(in_flight as i64, Ordering::Relaxed);
+            metrics::gauge!("argus_webhooks_deliveries_in_flight").decrement(in_flight as f64);
+        }
     }
 }
 
@@ -267,7 +296,11 @@ impl SubscriptionState {
                 Ok(wait) => wait,
                 Err(_) => {
                     overdue += 1;
-                    recovery_delay(overdue - 1, self.ctx.settings.recovery_spread)
+                    scale(
+                        recovery_delay(overdue - 1, self.ctx.settings.recovery_spread),
+                        // Floored at 0.02 so overdue retries stay spread at the small time scales of tests.
+                        self.ctx.settings.time_scale.clamp(0.02, 1.0),
+                    )
                 }
             };
             self.schedule_retry(myself, event_id, attempt, delay);
@@ -290,6 +323,12 @@ impl SubscriptionState {
     }
 
     fn events_arrived(&mut self, ids: Vec<EventId>) {
+        if self.sub.status == SubscriptionStatus::Disabled {
+            // Stored before the router learnt of the disable.
+            let reason = self.sub.status_reason.clone().unwrap_or_default();
+            self.spawn_fail_unfinished(format!("the subscription was disabled: {reason}"));
+            return;
+        }
         let limit = self.ctx.settings.queue_window.max(1);
         for id in ids {
             let newer_than_cursor = self.cursor.is_none_or(|cursor| id > cursor);
@@ -345,8 +384,7 @@ impl SubscriptionState {
             Ok(None) => return,
             Err(error) => {
                 tracing::error!(subscription_id = %self.sub.id, %event_id, %error, "cannot read the event; retrying in 1 s");
-                let tag = self.timers.get(&event_id).copied().unwrap_or(0);
-                self.schedule_retry(myself, event_id, tag, STORE_RETRY_DELAY);
+                self.schedule_retry(myself, event_id, 0, STORE_RETRY_DELAY);
                 return;
             }
         };
@@ -360,7 +398,14 @@ impl SubscriptionState {
             return;
         }
         let attempt = event.attempts.len() as u32 + 1;
-        self.in_flight.insert(event_id, attempt);
+        let started_at = Utc::now();
+        self.in_flight.insert(
+            event_id,
+            InFlight {
+                attempt,
+                started_at,
+            },
+        );
         self.ctx.in_flight.fetch_add(1, Ordering::Relaxed);
         metrics::gauge!("argus_webhooks_deliveries_in_flight").increment(1.0);
 
@@ -369,10 +414,9 @@ impl SubscriptionState {
         let secrets = self.sub.signing_secrets(Utc::now());
         let myself = myself.clone();
         tokio::spawn(async move {
-            let client = &ctx.client;
-            let started_at = Utc::now();
             let msg_id = event.id.to_string();
-            let report = client
+            let report = ctx
+                .client
                 .send(SignedRequest {
                     url: &url,
                     msg_id: &msg_id,
@@ -381,10 +425,6 @@ impl SubscriptionState {
                     secrets: &secrets,
                 })
                 .await;
-            // Counted here, not in the actor, so an attempt whose actor was
-            // stopped (subscription deleted) still leaves the count.
-            ctx.in_flight.fetch_sub(1, Ordering::Relaxed);
-            metrics::gauge!("argus_webhooks_deliveries_in_flight").decrement(1.0);
             let finished = SubscriptionMsg::AttemptFinished {
                 event_id,
                 attempt,
@@ -404,7 +444,10 @@ impl SubscriptionState {
         started_at: DateTime<Utc>,
         report: AttemptReport,
     ) {
-        self.in_flight.remove(&event_id);
+        if self.in_flight.remove(&event_id).is_some() {
+            self.ctx.in_flight.fetch_sub(1, Ordering::Relaxed);
+            metrics::gauge!("argus_webhooks_deliveries_in_flight").decrement(1.0);
+        }
         record_attempt_metrics(&report);
         self.ctx.record_attempt(report.success());
         let mut event = match self.ctx.store.get_event(event_id) {
@@ -412,7 +455,7 @@ impl SubscriptionState {
             Ok(None) => return,
             Err(error) => {
                 // The attempt stays unrecorded; the event is still queued and is sent again.
-                tracing::error!(subscription_id = %self.sub.id, %event_id, %error, "cannot record the attempt; the event will be sent again");
+                tracing::error!(subscription_id = %self.sub.id, %event_id, %error, "cannot record the attempt; the event will be sent again in 1 s");
                 self.schedule_retry(myself, event_id, attempt, STORE_RETRY_DELAY);
                 return;
             }
@@ -433,6 +476,7 @@ impl SubscriptionState {
         event.next_attempt_at = None;
 
         let mut disable_reason = None;
+        let mut retry_after = None;
         let change = if report.success() {
             event.status = EventStatus::Delivered;
             event.status_reason = None;
@@ -448,9 +492,7 @@ impl SubscriptionState {
             event.status = EventStatus::Retrying;
             event.next_attempt_at = Some(next_at);
             event.status_reason = report.error.clone();
-            self.schedule_retry(myself, event_id, attempt + 1, delay);
-            metrics::counter!("argus_webhooks_delivery_retries_scheduled_total").increment(1);
-            tracing::info!(subscription_id = %self.sub.id, %event_id, attempt, delay_ms = delay.as_millis() as u64, error = report.error.as_deref().unwrap_or(""), "attempt failed; retry scheduled");
+            retry_after = Some(delay);
             QueueChange::Retry(next_at)
         } else {
             event.status = EventStatus::Failed;
@@ -469,9 +511,18 @@ impl SubscriptionState {
             QueueChange::Finish
         };
         if let Err(error) = self.ctx.store.put_event(&event, previous, change) {
-            tracing::error!(subscription_id = %self.sub.id, %event_id, %error, "cannot record the attempt; the event will be sent again");
+            tracing::error!(subscription_id = %self.sub.id, %event_id, %error, "cannot record the attempt; the event will be sent again in 1 s");
             self.schedule_retry(myself, event_id, attempt, STORE_RETRY_DELAY);
             return;
+        }
+        // Make the outcome durable soon, so a crash re-sends only attempts
+        // that were in flight or had just finished. Concurrent flushes are shared.
+        let store = self.ctx.store.clone();
+        tokio::spawn(async move { store.flush().await });
+        if let Some(delay) = retry_after {
+            self.schedule_retry(myself, event_id, attempt + 1, delay);
+            metrics::counter!("argus_webhooks_delivery_retries_scheduled_total").increment(1);
+            tracing::info!(subscription_id = %self.sub.id, %event_id, attempt, delay_ms = delay.as_millis() as u64, error = report.error.as_deref().unwrap_or(""), "attempt failed; retry scheduled");
         }
         if event.status.is_finished() && !previous.is_finished() {
             metrics::counter!("argus_webhooks_deliveries_total", "event_type" => event.event_type.as_str(), "outcome" => if event.status == EventStatus::Delivered { "delivered" } else { "failed" }).increment(1);
@@ -479,6 +530,49 @@ impl SubscriptionState {
         }
         if let Some((label, reason)) = disable_reason {
             self.disable(label, reason);
+        }
+    }
+
+    /// Records each attempt still in flight at shutdown as interrupted. The
+    /// event keeps its queue entry or scheduled retry, so it is sent again
+    /// with the same `webhook-id` after a restart. An interrupted attempt does
+    /// not count against the retry policy, because the service, not the
+    /// endpoint, cut it short.
+    fn record_interrupted(&mut self) {
+        for (event_id, in_flight) in std::mem::take(&mut self.in_flight) {
+            self.ctx.in_flight.fetch_sub(1, Ordering::Relaxed);
+            metrics::gauge!("argus_webhooks_deliveries_in_flight").decrement(1.0);
+            let mut event = match self.ctx.store.get_event(event_id) {
+                Ok(Some(event)) if !event.status.is_finished() => event,
+                Ok(_) => continue,
+                Err(error) => {
+                    tracing::error!(subscription_id = %self.sub.id, %event_id, %error, "cannot record the interrupted attempt");
+                    continue;
+                }
+            };
+            let now = Utc::now();
+            let elapsed = (now - in_flight.started_at).num_milliseconds().max(0) as u64;
+            event.attempts.push(DeliveryAttempt {
+                attempt_number: in_flight.attempt,
+                timestamp: in_flight.started_at,
+                response_code: None,
+                response_time_ms: elapsed,
+                success: false,
+                error_message: Some(
+                    "interrupted: the service shut down before the endpoint answered; the event is sent again after restart".into(),
+                ),
+                response_body: None,
+            });
+            event.updated_at = now;
+            let status = event.status;
+            match self.ctx.store.put_event(&event, status, QueueChange::Keep) {
+                Ok(()) => {
+                    tracing::warn!(subscription_id = %self.sub.id, %event_id, attempt = in_flight.attempt, "attempt interrupted by shutdown; it is sent again after restart")
+                }
+                Err(error) => {
+                    tracing::error!(subscription_id = %self.sub.id, %event_id, %error, "cannot record the interrupted attempt")
+                }
+            }
         }
     }
 
@@ -533,9 +627,13 @@ impl SubscriptionState {
         self.ready.clear();
         self.timers.clear();
         self.backlog_in_store = false;
+        self.spawn_fail_unfinished(format!("the subscription was disabled: {reason}"));
+    }
+
+    /// Marks the subscription's queued and retrying events Failed, off the actor's thread.
+    fn spawn_fail_unfinished(&self, event_reason: String) {
         let store = self.ctx.store.clone();
         let id = self.sub.id;
-        let event_reason = format!("the subscription was disabled: {reason}");
         tokio::task::spawn_blocking(move || match store.fail_unfinished(id, &event_reason) {
             Ok(count) => {
                 tracing::info!(subscription_id = %id, count, "queued events failed because the subscription was disabled")
@@ -546,12 +644,20 @@ impl SubscriptionState {
         });
     }
 
-    /// Stores the subscription, tells the router, and replies once the change is on disk.
-    fn save_and_reply(&self, reply: Reply<Subscription>) {
-        if let Err(error) = self.ctx.store.put_subscription(&self.sub) {
+    /// Stores `candidate`, and only then makes it the actor's state, tells
+    /// the router and replies once the change is on disk. When the store
+    /// rejects the write, the actor keeps its previous state and the caller
+    /// gets the error. Returns true when the change was stored.
+    fn save_and_reply(&mut self, candidate: Subscription, reply: Reply<Subscription>) -> bool {
+        if let Err(error) = self.ctx.store.put_subscription(&candidate) {
             let _ = reply.send(Err(error.into()));
-            return;
+            return false;
         }
+        if candidate.status != self.sub.status {
+            self.ctx
+                .status_changed(Some(self.sub.status), Some(candidate.status));
+        }
+        self.sub = candidate;
         let _ = self
             .router
             .cast(RouterMsg::Upsert(Box::new(self.sub.clone())));
@@ -561,6 +667,7 @@ impl SubscriptionState {
             let result = store.flush().await.map(|_| sub).map_err(EngineError::from);
             let _ = reply.send(result);
         });
+        true
     }
 
     fn pause(&mut self, reply: Reply<Subscription>) {
@@ -574,9 +681,10 @@ impl SubscriptionState {
                 let _ = reply.send(Ok(self.sub.clone()));
             }
             SubscriptionStatus::Active => {
-                self.set_status(SubscriptionStatus::Paused, None);
-                tracing::info!(subscription_id = %self.sub.id, "subscription paused");
-                self.save_and_reply(reply);
+                let candidate = self.with_status(SubscriptionStatus::Paused);
+                if self.save_and_reply(candidate, reply) {
+                    tracing::info!(subscription_id = %self.sub.id, "subscription paused");
+                }
             }
         }
     }
@@ -587,63 +695,73 @@ impl SubscriptionState {
                 let _ = reply.send(Ok(self.sub.clone()));
             }
             SubscriptionStatus::Paused => {
-                self.set_status(SubscriptionStatus::Active, None);
-                tracing::info!(subscription_id = %self.sub.id, "subscription resumed");
-                self.save_and_reply(reply);
+                let candidate = self.with_status(SubscriptionStatus::Active);
+                if self.save_and_reply(candidate, reply) {
+                    tracing::info!(subscription_id = %self.sub.id, "subscription resumed");
+                }
             }
             SubscriptionStatus::Disabled => {
                 let client = self.ctx.client.clone();
                 let url = self.sub.url.clone();
-                let secret = self.sub.secret.clone();
+                let secrets = self.sub.signing_secrets(Utc::now());
                 let myself = myself.clone();
                 tokio::spawn(async move {
-                    let result = client.verify_endpoint(&url, &secret).await;
+                    let result = client.verify_endpoint(&url, &secrets).await;
                     let _ = myself.cast(SubscriptionMsg::ResumeVerified(result, reply));
                 });
             }
         }
     }
 
-    fn resume_verified(&mut self, result: Result<(), String>, reply: Reply<Subscription>) {
-        if let Err(reason) = result {
-            let _ = reply.send(Err(EngineError::VerificationFailed(reason)));
+    fn resume_verified(&mut self, result: Result<(), VerifyError>, reply: Reply<Subscription>) {
+        if let Err(error) = result {
+            let _ = reply.send(Err(error.into()));
             return;
         }
-        if self.sub.status == SubscriptionStatus::Disabled {
-            self.set_status(SubscriptionStatus::Active, None);
-            self.sub.consecutive_failures = 0;
+        let mut candidate = self.sub.clone();
+        let reactivated = candidate.status == SubscriptionStatus::Disabled;
+        if reactivated {
+            candidate = self.with_status(SubscriptionStatus::Active);
+            candidate.consecutive_failures = 0;
+        }
+        if self.save_and_reply(candidate, reply) && reactivated {
             tracing::info!(subscription_id = %self.sub.id, "disabled subscription re-verified and resumed");
         }
-        self.save_and_reply(reply);
     }
 
-    fn set_status(&mut self, status: SubscriptionStatus, reason: Option<String>) {
-        self.ctx.status_changed(Some(self.sub.status), Some(status));
-        self.sub.status = status;
-        self.sub.status_reason = reason;
-        self.sub.updated_at = Utc::now();
+    /// Returns a copy of the subscription with `status` and no status reason.
+    fn with_status(&self, status: SubscriptionStatus) -> Subscription {
+        let mut candidate = self.sub.clone();
+        candidate.status = status;
+        candidate.status_reason = None;
+        candidate.updated_at = Utc::now();
+        candidate
     }
 
     fn update(&mut self, spec: SubscriptionSpec, reply: Reply<Subscription>) {
-        self.sub.url = spec.url;
-        self.sub.event_types = spec.event_types;
-        self.sub.description = spec.description;
-        self.sub.retry_policy = spec.retry_policy;
-        self.sub.updated_at = Utc::now();
-        tracing::info!(subscription_id = %self.sub.id, "subscription updated");
-        self.save_and_reply(reply);
+        let mut candidate = self.sub.clone();
+        candidate.url = spec.url;
+        candidate.event_types = spec.event_types;
+        candidate.description = spec.description;
+        candidate.retry_policy = spec.retry_policy;
+        candidate.updated_at = Utc::now();
+        if self.save_and_reply(candidate, reply) {
+            tracing::info!(subscription_id = %self.sub.id, "subscription updated");
+        }
     }
 
     fn rotate_secret(&mut self, grace: Duration, reply: Reply<Subscription>) {
         let now = Utc::now();
-        let old = std::mem::replace(&mut self.sub.secret, SigningSecret::generate());
-        self.sub.previous_secret = Some(PreviousSecret {
+        let mut candidate = self.sub.clone();
+        let old = std::mem::replace(&mut candidate.secret, SigningSecret::generate());
+        candidate.previous_secret = Some(PreviousSecret {
             secret: old,
             expires_at: now + chrono::Duration::from_std(grace).unwrap_or_default(),
         });
-        self.sub.updated_at = now;
-        tracing::info!(subscription_id = %self.sub.id, grace_seconds = grace.as_secs(), "secret rotated");
-        self.save_and_reply(reply);
+        candidate.updated_at = now;
+        if self.save_and_reply(candidate, reply) {
+            tracing::info!(subscription_id = %self.sub.id, grace_seconds = grace.as_secs(), "secret rotated");
+        }
     }
 
     fn test(&self, reply: Reply<TestResult>) {

@@ -3,7 +3,7 @@
 //! arrives, stop an idle one without losing a message, and restart one that
 //! failed from the state in the store.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 
 use crate::context::Context;
 use crate::error::EngineError;
-use crate::model::{Subscription, SubscriptionId};
+use crate::model::{Subscription, SubscriptionId, SubscriptionStatus};
 use crate::router::{Router, RouterArgs, RouterMsg};
 use crate::subscription::{Reply, SubscriptionActor, SubscriptionArgs, SubscriptionMsg};
 
@@ -51,6 +51,9 @@ pub struct SupervisorState {
     children: HashMap<SubscriptionId, Child>,
     by_actor: HashMap<ActorId, SubscriptionId>,
     restarts: HashMap<SubscriptionId, VecDeque<Instant>>,
+    /// Subscriptions whose actor used up its restart budget; nothing starts
+    /// them before their `RestartDue`.
+    suspended: HashSet<SubscriptionId>,
     stopping: bool,
 }
 
@@ -69,7 +72,7 @@ impl Actor for Supervisor {
             args.ctx.status_changed(None, Some(sub.status));
         }
         let (router, _) = Actor::spawn_linked(
-            Some("router".into()),
+            None,
             Router,
             RouterArgs {
                 ctx: args.ctx.clone(),
@@ -85,14 +88,28 @@ impl Actor for Supervisor {
             children: HashMap::new(),
             by_actor: HashMap::new(),
             restarts: HashMap::new(),
+            suspended: HashSet::new(),
             stopping: false,
         };
         let mut started = 0;
-        for sub in &subscriptions {
-            if state.ctx.store.has_work(sub.id)? {
-                state.start_child(&myself, sub.id).await?;
-                started += 1;
-            }
+        for id in state.ctx.store.subscriptions_with_work()? {
+            let sub = subscriptions.iter().find(|sub| sub.id == id);
+            // A kill between storing a delete or a disable and failing the
+            // subscription's events leaves them queued; finish that here.
+            let reason = match sub {
+                None => "the subscription was deleted".to_string(),
+                Some(sub) if sub.status == SubscriptionStatus::Disabled => format!(
+                    "the subscription was disabled: {}",
+                    sub.status_reason.as_deref().unwrap_or("")
+                ),
+                Some(_) => {
+                    state.start_child(&myself, id).await?;
+                    started += 1;
+                    continue;
+                }
+            };
+            let count = state.ctx.store.fail_unfinished(id, &reason)?;
+            tracing::info!(subscription_id = %id, count, reason, "queued events failed at start");
         }
         tracing::info!(
             subscriptions = subscriptions.len(),
@@ -123,6 +140,7 @@ impl Actor for Supervisor {
                 }
             }
             SupervisorMsg::RestartDue(id) => {
+                state.suspended.remove(&id);
                 if !state.children.contains_key(&id)
                     && state.ctx.store.get_subscription(id)?.is_some()
                 {
@@ -134,10 +152,18 @@ impl Actor for Supervisor {
             }
             SupervisorMsg::StopChildren(reply) => {
                 state.stopping = true;
-                for (_, child) in state.children.drain() {
-                    child.actor.stop(Some("shutdown".into()));
-                }
                 state.by_actor.clear();
+                // Wait for each actor, so the attempts it records as
+                // interrupted are written before the final flush.
+                for (id, child) in state.children.drain() {
+                    let stopped = child
+                        .actor
+                        .stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(5)))
+                        .await;
+                    if let Err(error) = stopped {
+                        tracing::warn!(subscription_id = %id, %error, "subscription actor did not stop in 5 s");
+                    }
+                }
                 let _ = reply.send(());
             }
         }
@@ -209,6 +235,15 @@ impl SupervisorState {
                 EngineError::Unavailable("the service is shutting down".into()),
             );
             return;
+        }
+        if self.suspended.contains(&id) {
+            // Events stay queued in the store and are loaded at the restart.
+            return reject(
+                msg,
+                EngineError::Unavailable(
+                    "the subscription's actor failed repeatedly and is waiting to restart".into(),
+                ),
+            );
         }
         if !self.children.contains_key(&id) {
             match self.ctx.store.get_subscription(id) {
@@ -313,7 +348,7 @@ impl SupervisorState {
             match self.ctx.store.load_subscriptions() {
                 Ok(subscriptions) => {
                     match Actor::spawn_linked(
-                        Some("router".into()),
+                        None,
                         Router,
                         RouterArgs {
                             ctx: self.ctx.clone(),
@@ -348,7 +383,8 @@ impl SupervisorState {
             history.pop_front();
         }
         if history.len() as u32 >= self.ctx.settings.restart_budget {
-            tracing::error!(subscription_id = %id, budget = self.ctx.settings.restart_budget, window_seconds = window.as_secs(), "restart budget used up; the actor restarts when the window has passed");
+            tracing::error!(subscription_id = %id, budget = self.ctx.settings.restart_budget, window_seconds = window.as_secs_f64(), "restart budget used up; the actor restarts when the window has passed");
+            self.suspended.insert(id);
             myself.send_after(window, move || SupervisorMsg::RestartDue(id));
             return;
         }

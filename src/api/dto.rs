@@ -12,6 +12,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::fields::{present, present_integer};
+use crate::config::LimitSettings;
 use crate::problem::ApiError;
 
 pub fn timestamp(t: &DateTime<Utc>) -> String {
@@ -23,18 +25,26 @@ pub fn timestamp(t: &DateTime<Utc>) -> String {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SubscriptionInput {
+    #[serde(default, deserialize_with = "present")]
     pub url: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     pub event_types: Option<Vec<EventType>>,
+    #[serde(default, deserialize_with = "present")]
     pub description: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     pub retry_policy: Option<RetryPolicyInput>,
+    #[serde(default, deserialize_with = "present")]
     pub secret: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RetryPolicyInput {
+    #[serde(default, deserialize_with = "present_integer")]
     pub max_retries: Option<i64>,
+    #[serde(default, deserialize_with = "present_integer")]
     pub retry_interval_seconds: Option<i64>,
+    #[serde(default, deserialize_with = "present")]
     pub backoff_multiplier: Option<f64>,
 }
 
@@ -43,13 +53,22 @@ impl SubscriptionInput {
     pub fn into_spec(
         self,
         allow_http: bool,
+        limits: &LimitSettings,
     ) -> Result<(SubscriptionSpec, Option<SigningSecret>), ApiError> {
         let mut errors = Vec::new();
+        let max_url = limits.max_url_length;
         let url = match self.url.as_deref() {
             None => {
                 errors.push(FieldError::new(
                     "url",
-                    "is required: an https URL of at most 2048 characters",
+                    format!("is required: an https URL of at most {max_url} characters"),
+                ));
+                None
+            }
+            Some(raw) if raw.chars().count() > max_url => {
+                errors.push(FieldError::new(
+                    "url",
+                    format!("must be at most {max_url} characters"),
                 ));
                 None
             }
@@ -87,6 +106,16 @@ impl SubscriptionInput {
                     errors.push(FieldError::new(
                         "eventTypes",
                         "must not list an event type twice",
+                    ));
+                }
+                let max_types = limits.max_event_types_per_subscription;
+                if sorted.len() > max_types {
+                    errors.push(FieldError::new(
+                        "eventTypes",
+                        format!(
+                            "must list at most {max_types} event types; got {}",
+                            sorted.len()
+                        ),
                     ));
                 }
                 sorted
@@ -185,6 +214,7 @@ pub struct SubscriptionList {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RotateInput {
+    #[serde(default, deserialize_with = "present_integer")]
     pub grace_period_seconds: Option<i64>,
 }
 
@@ -295,12 +325,19 @@ pub struct EventList {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PlatformEventInput {
+    #[serde(default, deserialize_with = "present")]
     pub id: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     pub event_type: Option<EventType>,
+    #[serde(default, deserialize_with = "present")]
     pub account_id: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     pub resource_type: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     pub resource_id: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     pub timestamp: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     pub data: Option<serde_json::Value>,
 }
 

@@ -31,7 +31,20 @@ fn parse_int(raw: &str, field: &str, min: i64, max: i64) -> Result<i64, ApiError
 }
 
 fn parse_time(raw: &str, field: &str) -> Result<DateTime<Utc>, ApiError> {
-    DateTime::parse_from_rfc3339(raw).map(|t| t.with_timezone(&Utc)).map_err(|_| {
+    DateTime::parse_from_rfc3339(raw)
+        .or_else(|e| {
+            // An unencoded '+' in a query string decodes to a space, so
+            // "…T09:30:00 05:30" is read as the offset +05:30. The space can
+            // stand for nothing else there, so this accepts no invalid time.
+            match raw.len().checked_sub(6).and_then(|i| raw.split_at_checked(i)) {
+                Some((time, offset)) if offset.starts_with(' ') => {
+                    DateTime::parse_from_rfc3339(&format!("{time}+{}", &offset[1..]))
+                }
+                _ => Err(e),
+            }
+        })
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
         ApiError::field(
             field,
             format!(

@@ -6,6 +6,7 @@
 mod body;
 mod dto;
 mod events;
+mod fields;
 mod ops;
 mod platform;
 mod subscriptions;

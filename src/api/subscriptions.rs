@@ -80,7 +80,8 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     require_json(&request.headers)?;
     let input: SubscriptionInput = parse_json(&request.body)?;
-    let (spec, secret) = input.into_spec(state.settings.delivery.allow_http)?;
+    let (spec, secret) =
+        input.into_spec(state.settings.delivery.allow_http, &state.settings.limits)?;
     let sub = state
         .engine
         .create_subscription(who.account.clone(), spec, secret)
@@ -115,7 +116,7 @@ pub async fn update(
             "cannot be changed by an update; use POST /v1/subscriptions/{subscriptionId}/rotate-secret",
         ));
     }
-    let (spec, _) = input.into_spec(state.settings.delivery.allow_http)?;
+    let (spec, _) = input.into_spec(state.settings.delivery.allow_http, &state.settings.limits)?;
     let sub = state
         .engine
         .update_subscription(&who.account, id, spec)

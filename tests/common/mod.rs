@@ -528,6 +528,11 @@ impl Receiver {
         self.state.lock().unwrap().answer_verification = false;
     }
 
+    /// Makes the receiver answer verification challenges itself again.
+    pub fn answer_verification(&self) {
+        self.state.lock().unwrap().answer_verification = true;
+    }
+
     /// Deliveries received (verification requests excluded).
     pub fn requests(&self) -> Vec<Received> {
         self.state.lock().unwrap().requests.clone()

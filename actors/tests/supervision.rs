@@ -1,0 +1,376 @@
+//! Supervision and start-up recovery, in process: an `Engine` on a temporary
+//! sled dir delivers to loopback receivers, and a test makes a subscription
+//! actor fail through `Engine::crash_subscription_actor`.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use argus_webhooks_actors::model::{
+    AccountId, EndpointUrl, EventId, EventRecord, EventStatus, EventType, PlatformEvent,
+    PlatformEventId, RetryPolicy, SigningSecret, Subscription, SubscriptionId, SubscriptionSpec,
+    SubscriptionStatus,
+};
+use argus_webhooks_actors::ssrf::AddressPolicy;
+use argus_webhooks_actors::store::{IngestRecord, Store};
+use argus_webhooks_actors::{DeliveryConfig, Engine, EngineConfig, EngineSettings, StoreConfig};
+use chrono::Utc;
+use serde_json::{Value, json};
+use warp::Filter;
+
+const ACCOUNT: &str = "northgate-reit";
+
+/// Log lines of every test in this binary, captured from the global subscriber.
+fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_env_filter("info")
+            .with_writer(move || LogWriter(writer.clone()))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        buffer
+    })
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn log_text() -> String {
+    String::from_utf8_lossy(&logs().lock().unwrap()).into_owned()
+}
+
+async fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+/// A loopback receiver that replies to verification challenges and records
+/// each delivery's `webhook-id`, replying 200.
+#[derive(Clone)]
+struct Receiver {
+    url: String,
+    ids: Arc<Mutex<Vec<String>>>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        let ids = Arc::new(Mutex::new(Vec::new()));
+        let shared = ids.clone();
+        let route = warp::post()
+            .and(warp::header::optional::<String>("webhook-id"))
+            .and(warp::body::json::<Value>())
+            .map(move |id: Option<String>, body: Value| {
+                if body["type"] == "webhook.verification" {
+                    return warp::reply::json(&json!({"challenge": body["challenge"]}));
+                }
+                shared.lock().unwrap().push(id.unwrap_or_default());
+                warp::reply::json(&json!({}))
+            });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        tokio::spawn(warp::serve(route).incoming(listener).run());
+        Receiver {
+            url: format!("http://{addr}/hooks"),
+            ids,
+        }
+    }
+
+    fn ids(&self) -> Vec<String> {
+        self.ids.lock().unwrap().clone()
+    }
+}
+
+fn engine_config(dir: &std::path::Path, settings: EngineSettings) -> EngineConfig {
+    EngineConfig {
+        store: StoreConfig {
+            dir: dir.to_path_buf(),
+            cache_capacity: 16 * 1024 * 1024,
+            fsync: false,
+            fault_file: None,
+        },
+        delivery: DeliveryConfig {
+            policy: AddressPolicy::new(vec!["127.0.0.1/32".parse().unwrap()]),
+            ..DeliveryConfig::default()
+        },
+        settings: EngineSettings {
+            time_scale: 0.01,
+            ..settings
+        },
+    }
+}
+
+fn spec(url: &str) -> SubscriptionSpec {
+    SubscriptionSpec {
+        url: EndpointUrl::parse(url, true).unwrap(),
+        event_types: vec![EventType::LeaseCreated],
+        description: None,
+        retry_policy: RetryPolicy::default(),
+    }
+}
+
+fn lease_event() -> PlatformEvent {
+    PlatformEvent {
+        id: PlatformEventId(uuid::Uuid::new_v4()),
+        event_type: EventType::LeaseCreated,
+        account_id: AccountId::parse(ACCOUNT).unwrap(),
+        resource_type: "lease".into(),
+        resource_id: uuid::Uuid::new_v4(),
+        timestamp: Utc::now(),
+        data: serde_json::Map::new(),
+    }
+}
+
+/// Publishes one lease event and returns its event id per subscription.
+async fn publish(engine: &Engine) -> HashMap<SubscriptionId, String> {
+    let outcome = engine.ingest(vec![lease_event()]).await.remove(0).unwrap();
+    outcome
+        .deliveries
+        .into_iter()
+        .map(|(event, sub)| (sub, event.to_string()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashed_actor_restarts_from_store() {
+    logs();
+    let dir = tempfile::tempdir().unwrap();
+    let settings = EngineSettings {
+        restart_budget: 2,
+        restart_window: Duration::from_secs(2),
+        ..EngineSettings::default()
+    };
+    let engine = Engine::start(engine_config(dir.path(), settings))
+        .await
+        .unwrap();
+    let account = AccountId::parse(ACCOUNT).unwrap();
+    let crashing = Receiver::start().await;
+    let steady = Receiver::start().await;
+    let crash_sub = engine
+        .create_subscription(account.clone(), spec(&crashing.url), None)
+        .await
+        .unwrap();
+    let steady_sub = engine
+        .create_subscription(account.clone(), spec(&steady.url), None)
+        .await
+        .unwrap();
+
+    // Queue events while paused, so the restarted actor must find them in the store.
+    engine
+        .pause_subscription(&account, crash_sub.id)
+        .await
+        .unwrap();
+    let mut queued = Vec::new();
+    for _ in 0..3 {
+        queued.push(publish(&engine).await[&crash_sub.id].clone());
+    }
+    engine.crash_subscription_actor(crash_sub.id);
+    let logged = wait_until(Duration::from_secs(10), || {
+        log_text().lines().any(|line| {
+            line.contains("ERROR")
+                && line.contains("subscription actor failed")
+                && line.contains(&crash_sub.id.to_string())
+        })
+    })
+    .await;
+    assert!(
+        logged,
+        "no error line with the subscription id:\n{}",
+        log_text()
+    );
+
+    // The other subscription keeps delivering while the actor restarts.
+    let during = publish(&engine).await;
+    let steady_id = during[&steady_sub.id].clone();
+    let delivered = wait_until(Duration::from_secs(10), || {
+        steady.ids().contains(&steady_id)
+    })
+    .await;
+    assert!(delivered, "the steady subscription stopped delivering");
+
+    let after = engine.get_subscription(&account, crash_sub.id).unwrap();
+    assert_eq!(
+        after.status,
+        SubscriptionStatus::Paused,
+        "the restart lost the pause"
+    );
+    engine
+        .resume_subscription(&account, crash_sub.id)
+        .await
+        .unwrap();
+    queued.push(during[&crash_sub.id].clone());
+    let all = wait_until(Duration::from_secs(10), || {
+        crashing.ids().len() >= queued.len()
+    })
+    .await;
+    assert!(
+        all,
+        "the restarted actor delivered {:?} of {queued:?}",
+        crashing.ids()
+    );
+    assert_eq!(
+        crashing.ids(),
+        queued,
+        "the restarted actor lost the queue order"
+    );
+    assert!(engine.health().engine_running);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_budget_delays_restart() {
+    logs();
+    let dir = tempfile::tempdir().unwrap();
+    let settings = EngineSettings {
+        restart_budget: 1,
+        restart_window: Duration::from_secs(2),
+        ..EngineSettings::default()
+    };
+    let engine = Engine::start(engine_config(dir.path(), settings))
+        .await
+        .unwrap();
+    let account = AccountId::parse(ACCOUNT).unwrap();
+    let receiver = Receiver::start().await;
+    let sub = engine
+        .create_subscription(account.clone(), spec(&receiver.url), None)
+        .await
+        .unwrap();
+    let sub_id = sub.id.to_string();
+    let budget_line = |text: &str| {
+        text.lines()
+            .any(|line| line.contains("restart budget used up") && line.contains(&sub_id))
+    };
+
+    engine.crash_subscription_actor(sub.id);
+    let first = wait_until(Duration::from_secs(10), || {
+        log_text()
+            .lines()
+            .any(|line| line.contains("subscription actor failed") && line.contains(&sub_id))
+    })
+    .await;
+    assert!(first);
+    let ids = publish(&engine).await;
+    let event = ids[&sub.id].clone();
+    assert!(wait_until(Duration::from_secs(10), || receiver.ids().contains(&event)).await);
+
+    engine.crash_subscription_actor(sub.id);
+    assert!(
+        wait_until(Duration::from_secs(10), || budget_line(&log_text())).await,
+        "the second crash within the window did not use up the budget:\n{}",
+        log_text()
+    );
+    // Work that arrives meanwhile waits in the store until the window has passed.
+    let ids = publish(&engine).await;
+    let event = ids[&sub.id].clone();
+    let early = wait_until(Duration::from_millis(500), || {
+        receiver.ids().contains(&event)
+    })
+    .await;
+    assert!(
+        !early,
+        "the actor was restarted before the restart window passed"
+    );
+    assert!(
+        wait_until(Duration::from_secs(15), || receiver.ids().contains(&event)).await,
+        "the actor did not come back after the restart window"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_subscription_events_fail_at_start() {
+    logs();
+    let dir = tempfile::tempdir().unwrap();
+    let config = engine_config(dir.path(), EngineSettings::default());
+    let now = Utc::now();
+    let sub = Subscription {
+        id: SubscriptionId(uuid::Uuid::new_v4()),
+        account_id: AccountId::parse(ACCOUNT).unwrap(),
+        url: EndpointUrl::parse("http://127.0.0.1:9/hooks", true).unwrap(),
+        event_types: vec![EventType::LeaseCreated],
+        description: None,
+        retry_policy: RetryPolicy::default(),
+        status: SubscriptionStatus::Active,
+        status_reason: None,
+        secret: SigningSecret::generate(),
+        previous_secret: None,
+        consecutive_failures: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    let platform = lease_event();
+    let id = EventId::new();
+    // The state a kill leaves between storing a delete and failing the
+    // subscription's queued events.
+    {
+        let store = Store::open(&config.store).unwrap();
+        store.put_subscription(&sub).unwrap();
+        let record = EventRecord {
+            id,
+            subscription_id: sub.id,
+            account_id: sub.account_id.clone(),
+            event_type: platform.event_type,
+            platform_event_id: platform.id,
+            status: EventStatus::Pending,
+            payload: platform.payload_json(),
+            attempts: Vec::new(),
+            round_attempts: 0,
+            next_attempt_at: None,
+            status_reason: None,
+            created_at: id.created_at(),
+            updated_at: now,
+        };
+        let accepted = IngestRecord {
+            event_id: platform.id,
+            deliveries: vec![(id, sub.id)],
+            accepted_at: now,
+        };
+        store.write_ingest(&[accepted], &[record]).unwrap();
+        store.delete_subscription(&sub).unwrap();
+        store.flush().await.unwrap();
+    }
+
+    // sled's own file lock is released once the store's flusher task notices the store was dropped.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let engine = loop {
+        match Engine::start(config.clone()).await {
+            Ok(engine) => break engine,
+            Err(error) if Instant::now() < deadline && error.to_string().contains("lock") => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(error) => panic!("the engine did not start: {error}"),
+        }
+    };
+    let event = engine.get_event(&sub.account_id, id).unwrap();
+    assert_eq!(
+        event.status,
+        EventStatus::Failed,
+        "the orphaned event stayed {:?}",
+        event.status
+    );
+    assert_eq!(
+        event.status_reason.as_deref(),
+        Some("the subscription was deleted")
+    );
+    assert_eq!(engine.health().queue_depth, 0);
+}

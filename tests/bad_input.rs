@@ -1,0 +1,568 @@
+//! Bad input of every kind returns a 4xx problem document that names the
+//! field or parameter, and the service keeps serving afterwards.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+use warp::http::StatusCode;
+
+struct Answer {
+    status: u16,
+    content_type: String,
+    allow: String,
+    body: Value,
+}
+
+async fn send(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> Answer {
+    let mut request = app
+        .client
+        .request(method, format!("{}{path}", app.base))
+        .bearer_auth(app.publisher_token());
+    if let Some(content_type) = content_type {
+        request = request.header("content-type", content_type);
+    }
+    let response = request
+        .body(body)
+        .send()
+        .await
+        .expect("the service answers");
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    let (content_type, allow) = (header("content-type"), header("allow"));
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.unwrap();
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    Answer {
+        status,
+        content_type,
+        allow,
+        body,
+    }
+}
+
+async fn post_json(app: &TestApp, path: &str, body: &Value) -> Answer {
+    send(
+        app,
+        reqwest::Method::POST,
+        path,
+        Some("application/json"),
+        body.to_string().into_bytes(),
+    )
+    .await
+}
+
+async fn get(app: &TestApp, path: &str) -> Answer {
+    send(app, reqwest::Method::GET, path, None, Vec::new()).await
+}
+
+/// Asserts a problem document with `status` whose `errors` (or, without
+/// `errors`, whose detail) names `field`.
+fn assert_problem(answer: &Answer, status: u16, field: &str, case: &str) {
+    assert_eq!(answer.status, status, "{case}: {}", answer.body);
+    assert_eq!(
+        answer.content_type, "application/problem+json",
+        "{case}: {}",
+        answer.body
+    );
+    assert_eq!(answer.body["status"], status, "{case}");
+    assert!(answer.body["title"].is_string(), "{case}");
+    assert!(answer.body["type"].is_string(), "{case}");
+    if field.is_empty() {
+        return;
+    }
+    let named_in_errors = answer.body["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .any(|e| e["field"].as_str().unwrap_or("").starts_with(field))
+        })
+        .unwrap_or(false);
+    let named_in_detail = answer.body["detail"].as_str().unwrap_or("").contains(field);
+    assert!(
+        named_in_errors || named_in_detail,
+        "{case}: '{field}' not named in {}",
+        answer.body
+    );
+}
+
+fn subscription() -> Value {
+    json!({"url": "http://127.0.0.1:9/hooks", "eventTypes": ["property.created"]})
+}
+
+#[tokio::test]
+async fn subscription_bodies() {
+    let app = TestApp::start().await;
+    let with = |key: &str, value: Value| {
+        let mut body = subscription();
+        body[key] = value;
+        body
+    };
+    let cases = [
+        ("url wrong type", with("url", json!(5)), "url"),
+        (
+            "eventTypes wrong type",
+            with("eventTypes", json!("property.created")),
+            "eventTypes",
+        ),
+        (
+            "unknown event type",
+            with("eventTypes", json!(["property.exploded"])),
+            "eventTypes",
+        ),
+        (
+            "empty eventTypes",
+            with("eventTypes", json!([])),
+            "eventTypes",
+        ),
+        (
+            "duplicate eventTypes",
+            with("eventTypes", json!(["lease.created", "lease.created"])),
+            "eventTypes",
+        ),
+        ("unknown field", with("colour", json!("red")), "colour"),
+        (
+            "unknown retry field",
+            with("retryPolicy", json!({"maxTries": 3})),
+            "retryPolicy",
+        ),
+        (
+            "maxRetries wrong type",
+            with("retryPolicy", json!({"maxRetries": "three"})),
+            "retryPolicy.maxRetries",
+        ),
+        (
+            "maxRetries out of range",
+            with("retryPolicy", json!({"maxRetries": 11})),
+            "retryPolicy.maxRetries",
+        ),
+        (
+            "backoff out of range",
+            with("retryPolicy", json!({"backoffMultiplier": 0.5})),
+            "retryPolicy.backoffMultiplier",
+        ),
+        (
+            "url too long",
+            with(
+                "url",
+                json!(format!("http://127.0.0.1:9/{}", "a".repeat(2048))),
+            ),
+            "url",
+        ),
+        ("url not a URL", with("url", json!("not a url")), "url"),
+        (
+            "url with user info",
+            with("url", json!("http://user:pw@127.0.0.1:9/")),
+            "url",
+        ),
+        (
+            "description too long",
+            with("description", json!("d".repeat(1025))),
+            "description",
+        ),
+        (
+            "secret malformed",
+            with("secret", json!("whsec_short")),
+            "secret",
+        ),
+        (
+            "url missing",
+            json!({"eventTypes": ["property.created"]}),
+            "url",
+        ),
+        ("body not an object", json!([1, 2]), ""),
+    ];
+    for (case, body, field) in cases {
+        let answer = post_json(&app, "/v1/subscriptions", &body).await;
+        assert_problem(&answer, 400, field, case);
+    }
+    let answer = send(
+        &app,
+        reqwest::Method::POST,
+        "/v1/subscriptions",
+        Some("application/json"),
+        b"{\"url\":".to_vec(),
+    )
+    .await;
+    assert_problem(&answer, 400, "", "malformed JSON");
+    assert!(
+        answer.body["type"].as_str().unwrap().contains("malformed"),
+        "{}",
+        answer.body
+    );
+    let answer = send(
+        &app,
+        reqwest::Method::POST,
+        "/v1/subscriptions",
+        Some("application/json"),
+        Vec::new(),
+    )
+    .await;
+    assert_problem(&answer, 400, "", "empty body");
+    let answer = send(
+        &app,
+        reqwest::Method::POST,
+        "/v1/subscriptions",
+        Some("application/json"),
+        b"{\"url\": \"\xff\xfe\"}".to_vec(),
+    )
+    .await;
+    assert_problem(&answer, 400, "", "invalid UTF-8");
+    let answer = send(
+        &app,
+        reqwest::Method::POST,
+        "/v1/subscriptions",
+        Some("application/json"),
+        b"{} {}".to_vec(),
+    )
+    .await;
+    assert_problem(&answer, 400, "", "trailing data");
+    let answer = send(
+        &app,
+        reqwest::Method::POST,
+        "/v1/subscriptions",
+        Some("text/plain"),
+        subscription().to_string().into_bytes(),
+    )
+    .await;
+    assert_problem(&answer, 415, "", "text/plain");
+    let answer = send(
+        &app,
+        reqwest::Method::POST,
+        "/v1/subscriptions",
+        None,
+        subscription().to_string().into_bytes(),
+    )
+    .await;
+    assert_problem(&answer, 415, "", "no content type");
+    let answer = send(
+        &app,
+        reqwest::Method::POST,
+        "/v1/subscriptions",
+        Some("application/json"),
+        vec![b' '; 262_145],
+    )
+    .await;
+    assert_problem(&answer, 413, "", "over the body limit");
+
+    // PUT takes the same body but not a secret.
+    let answer = send(&app, reqwest::Method::PUT, &format!("/v1/subscriptions/{}", uuid::Uuid::new_v4()), Some("application/json"),
+        json!({"url": "http://127.0.0.1:9/", "eventTypes": ["lease.created"], "secret": format!("whsec_{}", "A".repeat(44))}).to_string().into_bytes()).await;
+    assert_problem(&answer, 400, "secret", "PUT with secret");
+    let answer = send(
+        &app,
+        reqwest::Method::POST,
+        &format!("/v1/subscriptions/{}/rotate-secret", uuid::Uuid::new_v4()),
+        Some("application/json"),
+        json!({"gracePeriodSeconds": -1}).to_string().into_bytes(),
+    )
+    .await;
+    assert_problem(&answer, 400, "gracePeriodSeconds", "negative grace period");
+    assert_eq!(app.get("/v1/health", "").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn ingest_bodies() {
+    let app = TestApp::start().await;
+    let with = |key: &str, value: Value| {
+        let mut body = platform_event("acme", "property.created");
+        body[key] = value;
+        body
+    };
+    let without = |key: &str| {
+        let mut body = platform_event("acme", "property.created");
+        body.as_object_mut().unwrap().remove(key);
+        body
+    };
+    let cases = [
+        (
+            "unknown event type",
+            with("eventType", json!("property.exploded")),
+            "eventType",
+        ),
+        (
+            "eventType wrong type",
+            with("eventType", json!(7)),
+            "eventType",
+        ),
+        ("id not a UUID", with("id", json!("1234")), "id"),
+        (
+            "resourceId not a UUID",
+            with("resourceId", json!("zz")),
+            "resourceId",
+        ),
+        (
+            "accountId too long",
+            with("accountId", json!("a".repeat(129))),
+            "accountId",
+        ),
+        (
+            "accountId bad characters",
+            with("accountId", json!("acme capital")),
+            "accountId",
+        ),
+        (
+            "resourceType too long",
+            with("resourceType", json!("r".repeat(65))),
+            "resourceType",
+        ),
+        (
+            "resourceType empty",
+            with("resourceType", json!("")),
+            "resourceType",
+        ),
+        (
+            "timestamp without offset",
+            with("timestamp", json!("2026-11-01T09:30:00")),
+            "timestamp",
+        ),
+        (
+            "timestamp not a date",
+            with("timestamp", json!("yesterday")),
+            "timestamp",
+        ),
+        ("data not an object", with("data", json!([1])), "data"),
+        ("data missing", without("data"), "data"),
+        ("unknown field", with("tenant", json!("x")), "tenant"),
+    ];
+    for (case, body, field) in cases {
+        let answer = post_json(&app, "/v1/platform/events", &body).await;
+        assert_problem(&answer, 400, field, case);
+    }
+    for offset in ["+05:30", "-08:00", "+00:00", "Z", "+14:00"] {
+        let body = with("timestamp", json!(format!("2026-11-01T09:30:00{offset}")));
+        let answer = post_json(&app, "/v1/platform/events", &body).await;
+        assert_eq!(answer.status, 202, "offset {offset}: {}", answer.body);
+    }
+
+    // 10,000 levels of nesting in data: rejected, not a stack overflow.
+    let deep = format!(
+        "{{\"eventType\":\"property.created\",\"accountId\":\"acme\",\"resourceType\":\"property\",\"resourceId\":\"{}\",\"data\":{}{}}}",
+        uuid::Uuid::new_v4(),
+        "{\"a\":".repeat(10_000) + "1",
+        "}".repeat(10_000)
+    );
+    let answer = send(
+        &app,
+        reqwest::Method::POST,
+        "/v1/platform/events",
+        Some("application/json"),
+        deep.into_bytes(),
+    )
+    .await;
+    assert_problem(&answer, 400, "", "deeply nested data");
+    let deep_array = "[".repeat(10_000) + &"]".repeat(10_000);
+    let answer = send(
+        &app,
+        reqwest::Method::POST,
+        "/v1/platform/events/batch",
+        Some("application/json"),
+        deep_array.into_bytes(),
+    )
+    .await;
+    assert_problem(&answer, 400, "", "deeply nested batch");
+
+    let answer = send(
+        &app,
+        reqwest::Method::POST,
+        "/v1/platform/events",
+        Some("application/json"),
+        vec![b' '; 262_145],
+    )
+    .await;
+    assert_problem(&answer, 413, "", "event over the body limit");
+    let answer = send(
+        &app,
+        reqwest::Method::POST,
+        "/v1/platform/events",
+        Some("application/xml"),
+        b"<event/>".to_vec(),
+    )
+    .await;
+    assert_problem(&answer, 415, "", "xml");
+    let answer = post_json(&app, "/v1/platform/events/batch", &json!({"events": []})).await;
+    assert_problem(&answer, 400, "", "batch not an array");
+    let answer = post_json(&app, "/v1/platform/events/batch", &json!([])).await;
+    assert_problem(&answer, 400, "", "empty batch");
+    let too_many: Vec<Value> = (0..501)
+        .map(|_| platform_event("acme", "lease.created"))
+        .collect();
+    let answer = post_json(&app, "/v1/platform/events/batch", &json!(too_many)).await;
+    assert_problem(&answer, 400, "", "501 events");
+
+    // A batch reports per item: bad items name their field, good ones are accepted.
+    let batch = json!([
+        platform_event("acme", "lease.created"),
+        with("resourceId", json!("zz"))
+    ]);
+    let answer = post_json(&app, "/v1/platform/events/batch", &batch).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.body["accepted"], 1);
+    assert_eq!(answer.body["rejected"], 1);
+    assert_eq!(answer.body["results"][1]["status"], 400);
+    assert_eq!(
+        answer.body["results"][1]["problem"]["errors"][0]["field"],
+        "resourceId"
+    );
+    assert_eq!(app.get("/v1/health", "").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn paths_and_queries() {
+    let app = TestApp::start().await;
+    let cases = [
+        ("/v1/subscriptions/not-a-uuid", "subscriptionId"),
+        ("/v1/subscriptions/%00", "subscriptionId"),
+        ("/v1/events/12345", "eventId"),
+        ("/v1/events?subscriptionId=zzz", "subscriptionId"),
+        ("/v1/events?subscriptionId=%FF%FE", "subscriptionId"),
+        ("/v1/subscriptions/%FF%FE", "subscriptionId"),
+        ("/v1/events?page=0", "page"),
+        ("/v1/events?page=-1", "page"),
+        ("/v1/events?page=abc", "page"),
+        ("/v1/events?pageSize=101", "pageSize"),
+        ("/v1/events?pageSize=0", "pageSize"),
+        ("/v1/events?status=Lost", "status"),
+        ("/v1/events?eventType=property.exploded", "eventType"),
+        ("/v1/events?from=yesterday", "from"),
+        ("/v1/events?to=2026-11-01T09:30:00", "to"),
+        (
+            "/v1/events?from=2026-11-02T00:00:00Z&to=2026-11-01T00:00:00Z",
+            "from",
+        ),
+        ("/v1/subscriptions?status=Sleeping", "status"),
+        ("/v1/subscriptions?eventType=nope", "eventType"),
+    ];
+    for (path, field) in cases {
+        let answer = get(&app, path).await;
+        assert_problem(&answer, 400, field, path);
+    }
+    let post = send(
+        &app,
+        reqwest::Method::POST,
+        "/v1/events/zzz/retry",
+        None,
+        Vec::new(),
+    )
+    .await;
+    assert_problem(&post, 400, "eventId", "retry with a bad id");
+
+    for path in [
+        "/v1/events?page=1&pageSize=100",
+        "/v1/events?from=2026-11-01T09:30:00%2B05:30&to=2026-11-01T09:30:00-08:00",
+        // A literal '+' in a query decodes to a space; the offset still counts.
+        "/v1/events?from=2026-11-01T09:30:00+05:30",
+        "/v1/events?from=2026-11-01T00:00:00Z&to=2026-11-01T00:00:00Z",
+    ] {
+        let answer = get(&app, path).await;
+        assert_eq!(answer.status, 200, "{path}: {}", answer.body);
+    }
+
+    let answer = get(&app, "/v1/nothing").await;
+    assert_problem(&answer, 404, "", "unknown route");
+    let answer = get(&app, "/v2/subscriptions").await;
+    assert_problem(&answer, 404, "", "unknown version");
+    let answer = send(
+        &app,
+        reqwest::Method::PATCH,
+        "/v1/subscriptions",
+        None,
+        Vec::new(),
+    )
+    .await;
+    assert_problem(&answer, 405, "", "PATCH");
+    assert!(
+        answer.allow.contains("GET") && answer.allow.contains("POST"),
+        "{}",
+        answer.allow
+    );
+    let answer = send(
+        &app,
+        reqwest::Method::DELETE,
+        "/v1/events",
+        None,
+        Vec::new(),
+    )
+    .await;
+    assert_problem(&answer, 405, "", "DELETE events");
+    assert_eq!(answer.allow, "GET");
+    let answer = send(
+        &app,
+        reqwest::Method::GET,
+        "/v1/platform/events",
+        None,
+        Vec::new(),
+    )
+    .await;
+    assert_problem(&answer, 405, "", "GET ingest");
+}
+
+/// Found by schemathesis: `null` for a non-nullable field was taken as
+/// absent, and `6.0` for an integer field was rejected.
+#[tokio::test]
+async fn nulls_rejected_integral_floats_accepted() {
+    let app = TestApp::start().await;
+    let receiver = Receiver::start().await;
+    let token = app.token("acme");
+    for (key, field) in [
+        ("description", "description"),
+        ("secret", "secret"),
+        ("retryPolicy", "retryPolicy"),
+        ("url", "url"),
+    ] {
+        let mut body = json!({"url": receiver.url, "eventTypes": ["lease.created"]});
+        body[key] = Value::Null;
+        let answer = post_json(&app, "/v1/subscriptions", &body).await;
+        assert_problem(&answer, 400, field, &format!("null {key}"));
+    }
+    let body = json!({"url": receiver.url, "eventTypes": ["lease.created"],
+        "retryPolicy": {"maxRetries": null}});
+    let answer = post_json(&app, "/v1/subscriptions", &body).await;
+    assert_problem(&answer, 400, "retryPolicy.maxRetries", "null maxRetries");
+    for key in ["timestamp", "id", "resourceType"] {
+        let mut event = platform_event("acme", "lease.created");
+        event[key] = Value::Null;
+        let answer = post_json(&app, "/v1/platform/events", &event).await;
+        assert_problem(&answer, 400, key, &format!("null {key}"));
+    }
+
+    let body = json!({"url": receiver.url, "eventTypes": ["lease.created"],
+        "retryPolicy": {"maxRetries": 6.0, "retryIntervalSeconds": 60.0, "backoffMultiplier": 2}});
+    let (status, sub) = app.post("/v1/subscriptions", &token, &body).await;
+    assert_eq!(status, StatusCode::CREATED, "{sub}");
+    assert_eq!(sub["retryPolicy"]["maxRetries"], 6);
+    assert_eq!(sub["retryPolicy"]["retryIntervalSeconds"], 60);
+    let fractional = json!({"url": format!("{}/2", receiver.url), "eventTypes": ["lease.created"],
+        "retryPolicy": {"maxRetries": 6.5}});
+    let answer = post_json(&app, "/v1/subscriptions", &fractional).await;
+    assert_problem(
+        &answer,
+        400,
+        "retryPolicy.maxRetries",
+        "fractional maxRetries",
+    );
+
+    let rotate = format!(
+        "/v1/subscriptions/{}/rotate-secret",
+        sub["id"].as_str().unwrap()
+    );
+    let (status, rotated) = app
+        .post(&rotate, &token, &json!({"gracePeriodSeconds": 306.0}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let answer = post_json(&app, &rotate, &json!({"gracePeriodSeconds": null})).await;
+    assert_problem(&answer, 400, "gracePeriodSeconds", "null grace period");
+}
