@@ -67,10 +67,10 @@ pub struct Args {
     #[arg(long, default_value_t = 10)]
     pub latency_seconds: u64,
     /// Idle subscriptions of the scale scenario.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 100_000)]
     pub subscriptions: u64,
     /// Seconds the scale scenario may spend creating subscriptions; it reports how many it created.
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = 180)]
     pub create_seconds: u64,
     /// Queued events of the backlog scenario.
     #[arg(long, default_value_t = 200_000)]
