@@ -1,4 +1,4 @@
-//! Loopback webhook receivers: a keep-alive HTTP/1.1 server that answers 200
+//! Loopback webhook receivers: a keep-alive HTTP/1.1 server that returns 200
 //! as fast as it can, answers verification challenges, counts deliveries and,
 //! when asked, records each delivery's latency from the send time that the
 //! benchmark embedded in the payload.
@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 
 use crate::clock;
 
-/// Longest time a hanging receiver holds a delivery before it answers.
+/// Maximum time a hanging receiver keeps a delivery before it responds.
 const HANG_LIMIT: Duration = Duration::from_secs(120);
 
 #[derive(Default)]
@@ -28,7 +28,7 @@ struct Counters {
     deliveries: AtomicU64,
     /// Nanoseconds on the benchmark clock of the first delivery; 0 until one arrives.
     first_arrival_ns: AtomicU64,
-    /// Makes deliveries wait `HANG_LIMIT` (or until the client disconnects) before answering.
+    /// Makes deliveries wait `HANG_LIMIT` (or until the client disconnects) before responding.
     hang: AtomicBool,
     /// Latencies in nanoseconds, recorded only when `record_latency` is set.
     latencies: Mutex<Vec<u64>>,
@@ -64,7 +64,7 @@ impl Receiver {
         Ok(Receiver { addr, counters })
     }
 
-    /// The URL of endpoint `path` on this receiver; distinct paths give distinct subscription URLs.
+    /// Builds the URL of endpoint `path` on this receiver; distinct paths give distinct subscription URLs.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}/{path}", self.addr)
     }

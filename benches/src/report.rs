@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-/// What a figure is compared with in the ceiling of its run.
+/// The ceiling figure of the same run that a figure is compared with.
 #[derive(Clone, Copy, PartialEq)]
 pub enum Versus {
     /// Requests per second of the plain-reqwest ceiling.
@@ -16,7 +16,7 @@ pub enum Versus {
     Nothing,
 }
 
-/// The target for a figure, checked against the median.
+/// The target of a figure, checked against the median.
 #[derive(Clone, Copy)]
 pub enum Target {
     AtLeast(f64),
@@ -193,7 +193,7 @@ fn fmt(value: f64) -> String {
     }
 }
 
-/// The `q`-quantile (0..=1) of latencies in nanoseconds, in milliseconds; NaN when empty.
+/// Computes the `q`-quantile (0..=1) of latencies in nanoseconds, in milliseconds; NaN when empty.
 pub fn quantile_ms(latencies: &mut [u64], q: f64) -> f64 {
     if latencies.is_empty() {
         return f64::NAN;

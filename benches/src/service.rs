@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 /// The HS256 secret every benchmark service is configured with.
 const JWT_SECRET: &str = "benchmark-secret-0123456789abcdef0123456789";
 pub const ACCOUNT: &str = "bench";
-/// Longest wait for the `listening on` line after a start.
+/// Maximum wait for the `listening on` line after a start.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Config settings as `(section, key, TOML literal)`, applied over the benchmark defaults.

@@ -256,7 +256,7 @@ async fn measure_latency(
 }
 
 /// A healthy subscription's latency alone, then beside `--hanging` subscriptions
-/// whose endpoint never answers (each attempt ends at the service's timeout).
+/// whose endpoint never responds (each attempt ends at the service's timeout).
 pub async fn isolation(args: &Args, receiver: &Receiver) -> anyhow::Result<Vec<Sample>> {
     let settings = || {
         vec![(

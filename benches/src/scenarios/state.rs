@@ -168,7 +168,7 @@ async fn wait_for_idle_actors(service: &Service) -> anyhow::Result<f64> {
     }
 }
 
-/// A paused subscription with `--backlog-events` queued: memory, then the resume rate.
+/// Measures a paused subscription with `--backlog-events` queued: memory, then the resume rate.
 pub async fn backlog(args: &Args, receiver: &Receiver) -> anyhow::Result<Vec<Sample>> {
     let events = Events::default();
     let service = start(args, in_flight(args.concurrency, 1))?;
@@ -287,7 +287,7 @@ pub async fn queries(args: &Args, receiver: &Receiver) -> anyhow::Result<Vec<Sam
             let sent = clock::now_ns();
             let (status, body) = service.call(reqwest::Method::GET, &path, None).await?;
             latencies.push(clock::now_ns() - sent);
-            anyhow::ensure!(status == 200, "GET {path} answered {status}: {body}");
+            anyhow::ensure!(status == 200, "GET {path} returned {status}: {body}");
             total_items = body["pagination"]["totalItems"]
                 .as_u64()
                 .context("pagination.totalItems is missing")?;
