@@ -46,6 +46,7 @@ impl SubscriptionState {
             InFlight {
                 attempt,
                 started_at,
+                record: Some(Box::new(event.clone())),
             },
         );
         self.ctx.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -86,13 +87,21 @@ impl SubscriptionState {
         started_at: DateTime<Utc>,
         report: AttemptReport,
     ) {
-        if self.in_flight.remove(&event_id).is_some() {
-            self.ctx.in_flight.fetch_sub(1, Ordering::Relaxed);
-            metrics::gauge!("argus_webhooks_deliveries_in_flight").decrement(1.0);
-        }
+        let cached = match self.in_flight.remove(&event_id) {
+            Some(in_flight) => {
+                self.ctx.in_flight.fetch_sub(1, Ordering::Relaxed);
+                metrics::gauge!("argus_webhooks_deliveries_in_flight").decrement(1.0);
+                in_flight.record
+            }
+            None => None,
+        };
         record_attempt_metrics(&report);
         self.ctx.record_attempt(report.success());
-        let mut event = match self.ctx.store.get_event(event_id) {
+        let stored = match cached {
+            Some(record) => Ok(Some(*record)),
+            None => self.ctx.store.get_event(event_id),
+        };
+        let mut event = match stored {
             Ok(Some(event)) => event,
             Ok(None) => return,
             Err(error) => {
@@ -269,6 +278,11 @@ impl SubscriptionState {
             .increment(1);
         tracing::warn!(subscription_id = %self.sub.id, reason = %reason, "subscription disabled");
 
+        // The queued events are failed in the background, so records cached
+        // by attempts in flight go stale; those attempts read the store.
+        for in_flight in self.in_flight.values_mut() {
+            in_flight.record = None;
+        }
         self.window.clear();
         self.ready.clear();
         self.timers.clear();

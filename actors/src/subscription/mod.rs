@@ -34,10 +34,13 @@ pub type Reply<T> = oneshot::Sender<Result<T, EngineError>>;
 const STORE_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// An attempt whose HTTP request is running.
-#[derive(Clone, Copy)]
 struct InFlight {
     attempt: u32,
     started_at: DateTime<Utc>,
+    /// The record as read when the attempt started, so recording the
+    /// outcome needs no second read and decode. `None` when something else
+    /// may have changed the record since (the subscription was disabled).
+    record: Option<Box<EventRecord>>,
 }
 
 /// Result of a synchronous test delivery.
