@@ -61,7 +61,7 @@ pub struct TokenArgs {
     /// Space-separated scopes, e.g. "webhooks:publish".
     #[arg(long)]
     pub scope: Option<String>,
-    /// Lifetime, e.g. 30m, 12h or 7d [default: 24h].
+    /// Lifetime, e.g. 30m, 12h or 7d.
     #[arg(long, default_value = "24h")]
     pub ttl: String,
     /// Data directory whose development key signs the token [default: ./data].

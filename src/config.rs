@@ -29,6 +29,7 @@ pub struct Settings {
 }
 
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     pub listen: SocketAddr,
     pub max_body_bytes: usize,
@@ -38,6 +39,7 @@ pub struct ServerSettings {
 }
 
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StoreSettings {
     pub data_dir: PathBuf,
     pub cache_mib: u64,
@@ -46,6 +48,7 @@ pub struct StoreSettings {
 }
 
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     pub hs256_secret: String,
     pub public_key_file: String,
@@ -56,6 +59,7 @@ pub struct AuthSettings {
 }
 
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DeliverySettings {
     pub allow_http: bool,
     pub ssrf_exempt: Vec<IpNet>,
@@ -75,6 +79,7 @@ pub struct DeliverySettings {
 }
 
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EngineSection {
     pub queue_window: usize,
     pub idle_actor_timeout_seconds: f64,
@@ -83,6 +88,7 @@ pub struct EngineSection {
 }
 
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LimitSettings {
     pub max_subscriptions_per_account: usize,
     pub max_event_types_per_subscription: usize,
@@ -112,18 +118,21 @@ impl LimitSettings {
 }
 
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RetentionSettings {
     pub days: f64,
     pub interval_seconds: f64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HealthSettings {
     pub degraded_queue_depth: u64,
     pub degraded_error_rate_percent: f64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogSettings {
     pub format: String,
     pub filter: String,
@@ -240,6 +249,15 @@ fn secs(value: f64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_section_key_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "[delivery]\ntotal_timeout = 30\n").unwrap();
+        let error = format!("{:#}", Settings::load(Some(&path)).unwrap_err());
+        assert!(error.contains("total_timeout"), "{error}");
+    }
 
     #[test]
     fn defaults_load() {

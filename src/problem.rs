@@ -111,6 +111,9 @@ impl ApiError {
             ApiError::MissingToken => "Send a bearer token: 'Authorization: Bearer <JWT>'.".into(),
             ApiError::InvalidToken(reason) => format!("The bearer token was rejected: {reason}."),
             ApiError::Forbidden(reason) => reason.clone(),
+            ApiError::NotFound(what) if what == "route" => {
+                "No route matches this method and path. GET /v1/openapi.json lists the API.".into()
+            }
             ApiError::NotFound(what) => format!("No {what} with this id exists in your account."),
             ApiError::MethodNotAllowed(allowed) => {
                 format!("This path accepts: {}.", allowed.join(", "))

@@ -293,7 +293,7 @@ impl DeliveryClient {
         for addr in addrs {
             if let Some(reason) = self.policy.check(addr) {
                 return Err(format!(
-                    "must not reach {addr}, a {reason}; endpoints must be public addresses"
+                    "must not reach {addr}, a {reason}; endpoints must be public addresses (for local testing, start the service with --dev or list the network in delivery.ssrf_exempt)"
                 ));
             }
         }
