@@ -71,8 +71,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub struct StoreConfig {
     pub dir: PathBuf,
     /// sled's page cache, in bytes. NOTE: sled 0.34 keeps more than this
-    /// resident, because a paused backlog grew the process by about 0.3 KiB
-    /// per queued event in tests.
+    /// resident. In tests, a paused backlog grew the process by about
+    /// 0.3 KiB per queued event.
     pub cache_capacity: u64,
     /// Follow each flush with an fsync of sled's log file; sled's own flush
     /// survives a process crash but not a power loss.
