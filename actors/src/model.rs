@@ -677,7 +677,9 @@ pub struct PlatformEvent {
     pub resource_type: String,
     pub resource_id: Uuid,
     pub timestamp: DateTime<Utc>,
-    pub data: serde_json::Map<String, serde_json::Value>,
+    /// The `data` object exactly as the platform sent it, so key order and
+    /// number precision reach the endpoint unchanged.
+    pub data: Box<serde_json::value::RawValue>,
 }
 
 impl PlatformEvent {
@@ -691,7 +693,7 @@ impl PlatformEvent {
             timestamp: String,
             resource_type: &'a str,
             resource_id: &'a Uuid,
-            data: &'a serde_json::Map<String, serde_json::Value>,
+            data: &'a serde_json::value::RawValue,
         }
         serde_json::to_string(&Payload {
             event_id: &self.id.0,

@@ -139,7 +139,7 @@ fn lease_event() -> PlatformEvent {
         resource_type: "lease".into(),
         resource_id: uuid::Uuid::new_v4(),
         timestamp: Utc::now(),
-        data: serde_json::Map::new(),
+        data: serde_json::value::RawValue::from_string("{}".into()).unwrap(),
     }
 }
 

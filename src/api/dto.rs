@@ -338,7 +338,7 @@ pub struct PlatformEventInput {
     #[serde(default, deserialize_with = "present")]
     pub timestamp: Option<String>,
     #[serde(default, deserialize_with = "present")]
-    pub data: Option<serde_json::Value>,
+    pub data: Option<Box<RawValue>>,
 }
 
 #[derive(Serialize)]

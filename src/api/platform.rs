@@ -15,6 +15,37 @@ use super::{AppState, Request, json, require_scope};
 use crate::auth::{PUBLISH_SCOPE, Principal};
 use crate::problem::ApiError;
 
+/// Deepest nesting of objects and arrays accepted in `data`, the same as
+/// serde_json's recursion limit for parsed documents.
+const MAX_DATA_DEPTH: usize = 128;
+
+/// Returns the deepest nesting of objects and arrays in a JSON text that
+/// serde_json has already checked, ignoring brackets inside strings.
+fn nesting_depth(json: &str) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for byte in json.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 /// Validates one ingest body into a platform event.
 fn validate(input: PlatformEventInput) -> Result<PlatformEvent, ApiError> {
     let mut errors = Vec::new();
@@ -86,7 +117,14 @@ fn validate(input: PlatformEventInput) -> Result<PlatformEvent, ApiError> {
         }
     };
     let data = match input.data {
-        Some(serde_json::Value::Object(map)) => Some(map),
+        Some(raw) if nesting_depth(raw.get()) > MAX_DATA_DEPTH => {
+            errors.push(FieldError::new(
+                "data",
+                format!("must nest objects and arrays at most {MAX_DATA_DEPTH} levels deep"),
+            ));
+            None
+        }
+        Some(raw) if raw.get().starts_with('{') => Some(raw),
         Some(_) => {
             errors.push(FieldError::new("data", "must be a JSON object"));
             None
@@ -184,7 +222,19 @@ pub async fn ingest_batch(
 ) -> Result<Response, ApiError> {
     require_scope(who, PUBLISH_SCOPE)?;
     require_json(&request.headers)?;
-    let items: Vec<serde_json::Value> = parse_json(&request.body)?;
+    // Items stay raw JSON, so each one's `data` keeps its exact bytes.
+    let items: Vec<Box<serde_json::value::RawValue>> = parse_json(&request.body)?;
+    // Raw items skip serde_json's recursion limit, so check nesting here: the
+    // batch array and an event object add two levels to `data`.
+    if nesting_depth(&String::from_utf8_lossy(&request.body)) > MAX_DATA_DEPTH + 2 {
+        return Err(ApiError::field(
+            "(body)",
+            format!(
+                "must nest objects and arrays at most {} levels deep",
+                MAX_DATA_DEPTH + 2
+            ),
+        ));
+    }
     let max = state.settings.server.max_batch_events;
     if items.is_empty() || items.len() > max {
         return Err(ApiError::field(
@@ -196,7 +246,8 @@ pub async fn ingest_batch(
     let mut events = Vec::new();
     let mut positions = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
-        let parsed = serde_path_to_error::deserialize::<_, PlatformEventInput>(item)
+        let mut deserializer = serde_json::Deserializer::from_str(item.get());
+        let parsed = serde_path_to_error::deserialize::<_, PlatformEventInput>(&mut deserializer)
             .map_err(|e| {
                 let path = e.path().to_string();
                 ApiError::MalformedBody(e.into_inner().to_string(), (path != ".").then_some(path))
@@ -240,4 +291,16 @@ pub async fn ingest_batch(
             rejected,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nesting_depth;
+
+    #[test]
+    fn nesting_depth_ignores_strings() {
+        assert_eq!(nesting_depth(r#"{"a":[1,{"b":2}]}"#), 3);
+        assert_eq!(nesting_depth(r#"{"a":"[[[{{{\"]]]"}"#), 1);
+        assert_eq!(nesting_depth(r#"{}"#), 1);
+    }
 }
