@@ -225,7 +225,6 @@ pub struct DeliveryClient {
     overrides: Arc<DnsOverrides>,
     permits: Arc<Semaphore>,
     config: Arc<DeliveryConfig>,
-    user_agent: String,
 }
 
 impl DeliveryClient {
@@ -245,7 +244,7 @@ impl DeliveryClient {
             .connect_timeout(config.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(32)
-            .user_agent(user_agent.clone())
+            .user_agent(user_agent)
             .dns_resolver(Arc::new(GuardedResolver {
                 policy: policy.clone(),
                 overrides: overrides.clone(),
@@ -269,7 +268,6 @@ impl DeliveryClient {
             overrides,
             permits: Arc::new(Semaphore::new(config.max_in_flight_total.max(1))),
             config: Arc::new(config),
-            user_agent,
         })
     }
 
@@ -454,10 +452,6 @@ impl DeliveryClient {
             Some(reason) => Err(format!("address {addr} is blocked: {reason}")),
             None => Ok(()),
         }
-    }
-
-    pub fn user_agent(&self) -> &str {
-        &self.user_agent
     }
 }
 

@@ -80,14 +80,6 @@ impl Engine {
         &self.ctx.store
     }
 
-    pub fn client(&self) -> &DeliveryClient {
-        &self.ctx.client
-    }
-
-    pub fn settings(&self) -> &EngineSettings {
-        &self.ctx.settings
-    }
-
     // --- subscriptions ---------------------------------------------------
 
     /// Verifies the endpoint, then stores and starts a new subscription. The

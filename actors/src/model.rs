@@ -393,11 +393,6 @@ impl RetryPolicy {
             Err(errors)
         }
     }
-
-    /// Total attempts one round of delivery may make.
-    pub fn max_attempts(&self) -> u32 {
-        1 + self.max_retries
-    }
 }
 
 /// Account that owns subscriptions and events, taken from the token's

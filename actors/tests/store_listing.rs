@@ -83,8 +83,8 @@ async fn totals_match_scans_and_survive_reopen() {
         store.flush().await.unwrap();
         check(&store, &account, sub_a);
     }
-    // The first store's flusher task releases sled's lock once it sees the
-    // store dropped; poll until the reopen succeeds.
+    // The first store's flusher task releases sled's lock once it notices the
+    // store was dropped; poll until the reopen succeeds.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let store = loop {
         match Store::open(&config(dir.path())) {

@@ -170,22 +170,6 @@ impl Store {
         Ok(out)
     }
 
-    /// True when the subscription has queued events or scheduled retries.
-    pub fn has_work(&self, subscription: SubscriptionId) -> StoreResult<bool> {
-        for prefix in [QUEUE, RETRY] {
-            if let Some(entry) = self
-                .inner
-                .db
-                .scan_prefix(key1(prefix, subscription.as_bytes()))
-                .next()
-            {
-                self.track(entry.map_err(StoreError::from))?;
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    }
-
     /// Returns the ids of the subscriptions that have queued events or
     /// scheduled retries. Skips over each subscription's entries, so the cost
     /// grows with the number of subscriptions, not of events.

@@ -131,7 +131,6 @@ pub struct Store {
 }
 
 struct Inner {
-    dir: PathBuf,
     db: sled::Db,
     flush_requests: mpsc::UnboundedSender<oneshot::Sender<StoreResult<()>>>,
     /// Result of the last read or write.
@@ -161,7 +160,6 @@ impl Store {
         let (flush_requests, receiver) = mpsc::unbounded_channel();
         let store = Store {
             inner: Arc::new(Inner {
-                dir: dir.clone(),
                 db: db.clone(),
                 flush_requests,
                 healthy: AtomicBool::new(true),
@@ -180,10 +178,6 @@ impl Store {
         let log_file = dir.join("sled").join("db");
         tokio::spawn(run_flusher(db, receiver, config.fsync.then_some(log_file)));
         Ok(store)
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.inner.dir
     }
 
     /// False after a failed read, write or flush. It turns true again only
