@@ -1,6 +1,6 @@
 //! The argus-webhooks service: CLI, configuration, authentication, the warp
 //! HTTP API and metrics wiring. The delivery engine lives in the
-//! `argus-webhooks-actors` crate; this crate knows nothing about sled.
+//! `argus-webhooks-actors` crate; this crate contains no sled code.
 //!
 //! - [`cli`]: command-line arguments and subcommands.
 //! - [`config`]: layered configuration (embedded defaults, file, environment).

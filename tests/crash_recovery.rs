@@ -23,7 +23,7 @@ const MAX_PUBLISHED: usize = 150;
 const KILLS: usize = 4;
 const DEADLINE: Duration = Duration::from_secs(240);
 const MAX_RETRIES: usize = 3;
-/// Longest time from sending a request to its outcome being on disk, with
+/// Maximum time from sending a request to its outcome being on disk, with
 /// margin for a busy machine.
 const CUT_OFF_WINDOW: Duration = Duration::from_secs(3);
 
@@ -56,7 +56,7 @@ struct Published {
 }
 
 /// Publishes events until `stop` is set or `MAX_PUBLISHED` were accepted.
-/// An event without an answer (the service was killed) is sent again with
+/// An event without a response (the service was killed) is sent again with
 /// the same id until it is accepted, which also exercises idempotency
 /// across restarts.
 async fn publish_loop(base: Arc<Mutex<String>>, stop: Arc<AtomicBool>, out: Arc<Mutex<Published>>) {

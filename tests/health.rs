@@ -165,7 +165,7 @@ async fn degraded_by_queue_depth() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     receiver.wait_for(10, TIMEOUT).await;
-    // Healthy already holds at a depth of 5, so wait for the queue to drain.
+    // Health is already Healthy at a depth of 5, so wait for the queue to drain.
     let drained = wait_until(TIMEOUT, || async { health(&app).await["queueDepth"] == 0 }).await;
     assert!(drained, "the queue did not drain: {}", health(&app).await);
     let body = health(&app).await;

@@ -93,7 +93,7 @@ pub struct Args {
     /// Seconds of the isolation measurement, after 1 s of warm-up.
     #[arg(long, default_value_t = 10)]
     pub isolation_seconds: u64,
-    /// Longest time of any one load loop, in seconds.
+    /// Maximum time of any one load loop, in seconds.
     #[arg(long, default_value_t = 180)]
     pub time_limit: u64,
 }

@@ -1,4 +1,4 @@
-//! `argus-webhooks listen`: a local receiver for integrators. It answers the
+//! `argus-webhooks listen`: a local receiver for integrators. It responds to the
 //! verification challenge, checks every signature and prints each event.
 
 use std::net::SocketAddr;

@@ -1,6 +1,6 @@
 //! Shared integration-test harness: runs the real `argus-webhooks` binary on
 //! 127.0.0.1 with an OS-assigned port and a temporary data dir, and real HTTP
-//! receivers on loopback whose answers each test scripts.
+//! receivers on loopback whose responses each test scripts.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -26,7 +26,7 @@ pub fn init() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
-/// Polls `condition` every 20 ms until it holds or `timeout` passes.
+/// Polls `condition` every 20 ms until it is true or `timeout` passes.
 pub async fn wait_until<F, Fut>(timeout: Duration, mut condition: F) -> bool
 where
     F: FnMut() -> Fut,
@@ -234,12 +234,12 @@ impl TestApp {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
-    /// A token for `account` with no scope.
+    /// Returns a token for `account` with no scope.
     pub fn token(&self, account: &str) -> String {
         make_token(json!({"account_id": account, "exp": now() + 3600}))
     }
 
-    /// A token that may publish platform events.
+    /// Returns a token that may publish platform events.
     pub fn publisher_token(&self) -> String {
         make_token(
             json!({"account_id": "platform", "scope": "webhooks:publish", "exp": now() + 3600}),
@@ -260,7 +260,7 @@ impl TestApp {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.expect("the service answers");
+        let response = request.send().await.expect("the service responds");
         let status = response.status();
         let bytes = response.bytes().await.unwrap();
         let value = if bytes.is_empty() {
@@ -386,7 +386,7 @@ pub fn make_token(claims: Value) -> String {
     .unwrap()
 }
 
-/// A platform event for `account` of `event_type` with a fresh id.
+/// Builds a platform event for `account` of `event_type` with a fresh id.
 pub fn platform_event(account: &str, event_type: &str) -> Value {
     let resource = event_type.split('.').next().unwrap();
     json!({
@@ -402,7 +402,7 @@ pub fn platform_event(account: &str, event_type: &str) -> Value {
 
 // --- receivers -----------------------------------------------------------
 
-/// How a receiver answers one request.
+/// Response a receiver sends to one request.
 #[derive(Clone, Debug)]
 pub struct Reply {
     pub status: u16,
@@ -466,13 +466,13 @@ struct ReceiverState {
     verifications: Vec<Received>,
     script: VecDeque<Reply>,
     default: Option<Reply>,
-    /// When false, verification requests get the scripted answers like any other.
+    /// When false, verification requests get the scripted responses like any other.
     answer_verification: bool,
 }
 
-/// An HTTP receiver on loopback. It answers verification challenges itself
-/// (unless told not to) and answers deliveries from a script, then with the
-/// default reply (200 unless set).
+/// An HTTP receiver on loopback. It responds to verification challenges
+/// itself (unless `script_verification` was called) and responds to
+/// deliveries from a script, then with the default reply (200 unless set).
 #[derive(Clone)]
 pub struct Receiver {
     pub url: String,
