@@ -17,12 +17,14 @@
 //! Event ids are UUID v7, so every index lists events in creation order.
 //! Writes are applied to sled's memory at once; [`Store::flush`] makes them
 //! durable, and concurrent callers share one flush (group commit).
+//! [`Store::flush_soon`] asks for a flush without waiting for it; such
+//! requests are gathered for [`LAZY_FLUSH_DELAY`] and share one flush.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -38,6 +40,11 @@ mod keys;
 mod subscriptions;
 
 use keys::*;
+
+/// How long the flusher gathers [`Store::flush_soon`] requests before it
+/// flushes, unless a caller of [`Store::flush`] is waiting. Bounds how much
+/// recorded delivery progress a crash can lose: those attempts are sent again.
+pub const LAZY_FLUSH_DELAY: Duration = Duration::from_millis(10);
 
 /// Version of the on-disk layout described above.
 pub const FORMAT_VERSION: u32 = 1;
@@ -132,9 +139,11 @@ pub struct Store {
 
 struct Inner {
     db: sled::Db,
-    flush_requests: mpsc::UnboundedSender<oneshot::Sender<StoreResult<()>>>,
+    flush_requests: mpsc::UnboundedSender<FlushRequest>,
+    /// A [`Store::flush_soon`] request is waiting for the flusher.
+    flush_soon_pending: Arc<AtomicBool>,
     /// Result of the last read or write.
-    healthy: AtomicBool,
+    healthy: Arc<AtomicBool>,
     /// True from a failed write until the next write succeeds, so a read
     /// that works does not hide writes that fail.
     unfinished: AtomicI64,
@@ -162,7 +171,8 @@ impl Store {
             inner: Arc::new(Inner {
                 db: db.clone(),
                 flush_requests,
-                healthy: AtomicBool::new(true),
+                flush_soon_pending: Arc::new(AtomicBool::new(false)),
+                healthy: Arc::new(AtomicBool::new(true)),
                 unfinished: AtomicI64::new(0),
                 counts: EventCounts::default(),
                 fault_file: config.fault_file.clone(),
@@ -176,7 +186,14 @@ impl Store {
             .unfinished
             .store(unfinished as i64, Ordering::Relaxed);
         let log_file = dir.join("sled").join("db");
-        tokio::spawn(run_flusher(db, receiver, config.fsync.then_some(log_file)));
+        tokio::spawn(run_flusher(Flusher {
+            db,
+            requests: receiver,
+            fsync_path: config.fsync.then_some(log_file),
+            fsync_file: None,
+            soon_pending: store.inner.flush_soon_pending.clone(),
+            healthy: store.inner.healthy.clone(),
+        }));
         Ok(store)
     }
 
@@ -199,7 +216,7 @@ impl Store {
         let (sender, receiver) = oneshot::channel();
         self.inner
             .flush_requests
-            .send(sender)
+            .send(FlushRequest::Wait(sender))
             .map_err(|_| StoreError::Io("the flusher has stopped".into()))?;
         let result = receiver
             .await
@@ -209,6 +226,14 @@ impl Store {
             self.inner.healthy.store(true, Ordering::Relaxed);
         }
         result
+    }
+
+    /// Asks for a flush within [`LAZY_FLUSH_DELAY`] without waiting for it.
+    /// Any number of calls before the flusher starts share one request.
+    pub fn flush_soon(&self) {
+        if !self.inner.flush_soon_pending.swap(true, Ordering::AcqRel) {
+            let _ = self.inner.flush_requests.send(FlushRequest::Soon);
+        }
     }
 
     /// Writes and flushes a probe record, so a store marked unhealthy is
@@ -295,35 +320,99 @@ fn check_format(db: &sled::Db, dir: &Path) -> StoreResult<()> {
     Ok(())
 }
 
-async fn run_flusher(
+enum FlushRequest {
+    /// A caller waits for the result.
+    Wait(oneshot::Sender<StoreResult<()>>),
+    /// Nobody waits; see [`Store::flush_soon`].
+    Soon,
+}
+
+struct Flusher {
     db: sled::Db,
-    mut requests: mpsc::UnboundedReceiver<oneshot::Sender<StoreResult<()>>>,
-    fsync_file: Option<PathBuf>,
-) {
-    while let Some(first) = requests.recv().await {
-        let mut waiters = vec![first];
-        while let Ok(next) = requests.try_recv() {
-            waiters.push(next);
+    requests: mpsc::UnboundedReceiver<FlushRequest>,
+    /// sled's log file, fsynced after each flush when `store.fsync` is on.
+    fsync_path: Option<PathBuf>,
+    /// Kept open between flushes; opened again after a failed fsync.
+    fsync_file: Option<Arc<File>>,
+    soon_pending: Arc<AtomicBool>,
+    healthy: Arc<AtomicBool>,
+}
+
+async fn run_flusher(mut flusher: Flusher) {
+    while let Some(first) = flusher.requests.recv().await {
+        let mut waiters = Vec::new();
+        let gather = |request: FlushRequest, waiters: &mut Vec<_>| {
+            if let FlushRequest::Wait(sender) = request {
+                waiters.push(sender);
+            }
+        };
+        gather(first, &mut waiters);
+        while let Ok(next) = flusher.requests.try_recv() {
+            gather(next, &mut waiters);
         }
-        let db = db.clone();
-        let fsync_file = fsync_file.clone();
-        let started = Instant::now();
-        let result = tokio::task::spawn_blocking(move || flush_once(&db, fsync_file.as_deref()))
-            .await
-            .unwrap_or_else(|e| Err(StoreError::Io(format!("flush task failed: {e}"))));
-        metrics::histogram!("argus_webhooks_store_flush_duration_seconds")
-            .record(started.elapsed().as_secs_f64());
+        if waiters.is_empty() {
+            // Only lazy requests: gather more of them, unless a caller
+            // starts waiting first.
+            let deadline = tokio::time::sleep(LAZY_FLUSH_DELAY);
+            tokio::pin!(deadline);
+            while waiters.is_empty() {
+                tokio::select! {
+                    _ = &mut deadline => break,
+                    next = flusher.requests.recv() => match next {
+                        Some(request) => gather(request, &mut waiters),
+                        None => break,
+                    },
+                }
+            }
+            while let Ok(next) = flusher.requests.try_recv() {
+                gather(next, &mut waiters);
+            }
+        }
+        // Requests made from here on need the next flush.
+        flusher.soon_pending.store(false, Ordering::Release);
+        let result = flusher.flush().await;
+        if let Err(error) = &result
+            && waiters.is_empty()
+        {
+            // Nobody waits to see it, so record it here.
+            flusher.healthy.store(false, Ordering::Relaxed);
+            metrics::counter!("argus_webhooks_store_errors_total").increment(1);
+            tracing::error!(%error, "store flush failed");
+        }
         for waiter in waiters {
             let _ = waiter.send(result.clone());
         }
     }
 }
 
-fn flush_once(db: &sled::Db, fsync_file: Option<&Path>) -> StoreResult<()> {
+impl Flusher {
+    async fn flush(&mut self) -> StoreResult<()> {
+        let started = Instant::now();
+        if self.fsync_file.is_none()
+            && let Some(path) = &self.fsync_path
+        {
+            let file = File::open(path)
+                .map_err(|e| StoreError::Io(format!("cannot open {}: {e}", path.display())))?;
+            self.fsync_file = Some(Arc::new(file));
+        }
+        let db = self.db.clone();
+        let file = self.fsync_file.clone();
+        let path = self.fsync_path.clone();
+        let result = tokio::task::spawn_blocking(move || flush_once(&db, file.as_deref(), path))
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Io(format!("flush task failed: {e}"))));
+        if result.is_err() {
+            self.fsync_file = None;
+        }
+        metrics::histogram!("argus_webhooks_store_flush_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+}
+
+fn flush_once(db: &sled::Db, file: Option<&File>, path: Option<PathBuf>) -> StoreResult<()> {
     db.flush()?;
-    if let Some(path) = fsync_file {
-        let file = File::open(path)
-            .map_err(|e| StoreError::Io(format!("cannot open {}: {e}", path.display())))?;
+    if let (Some(file), Some(path)) = (file, path) {
         file.sync_data()
             .map_err(|e| StoreError::Io(format!("fsync of {} failed: {e}", path.display())))?;
     }
