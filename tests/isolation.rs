@@ -170,3 +170,27 @@ async fn closed_pooled_connection_not_a_failure() {
         "each delivery used a new connection"
     );
 }
+
+#[tokio::test]
+async fn endpoint_that_closes_without_answering_gets_one_request_per_attempt() {
+    let app = TestApp::start().await;
+    // Every connection is new, as none ever carried a response, so the
+    // resend meant for stale pooled connections must not double the requests.
+    let receiver = RawReceiver::start(|_| Action::Drop).await;
+    let token = app.token(ACCOUNT);
+    let retry = json!({"maxRetries": 2, "retryIntervalSeconds": 10});
+    app.create_subscription(&token, &receiver.url("/hooks"), &[TYPE], Some(retry))
+        .await;
+    let ingest = app.publish(&platform_event(ACCOUNT, TYPE)).await;
+    let id = ingest["events"][0]["id"].as_str().unwrap();
+    let event = app
+        .wait_for_event_status(&token, id, "Failed", Duration::from_secs(30))
+        .await;
+    let attempts = event["deliveryAttempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 3, "{event}");
+    assert_eq!(
+        receiver.count_path("/hooks"),
+        3,
+        "each attempt sent the event once"
+    );
+}

@@ -225,7 +225,19 @@ pub struct DeliveryClient {
     overrides: Arc<DnsOverrides>,
     permits: Arc<Semaphore>,
     config: Arc<DeliveryConfig>,
+    /// When each origin last answered, so a request that fails on a closed
+    /// connection is sent again only when a pooled connection may have been
+    /// reused.
+    answered: Arc<Mutex<HashMap<String, Instant>>>,
 }
+
+/// How long an idle keep-alive connection stays in the pool. Below the 5 s
+/// keep-alive of Node.js and uvicorn, so the service seldom reuses a
+/// connection that the endpoint is closing.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// Origins remembered in [`DeliveryClient::answered`] before old entries are dropped.
+const ANSWERED_ORIGINS: usize = 4096;
 
 impl DeliveryClient {
     pub fn new(config: DeliveryConfig) -> Result<Self, String> {
@@ -242,8 +254,11 @@ impl DeliveryClient {
             // The total timeout wraps the whole exchange in `send`, so every
             // overrun ends with the same message whatever stage it stalled in.
             .connect_timeout(config.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(32)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            // Every connection that an attempt used may stay idle for the
+            // next one; a smaller bound closed connections that the next
+            // attempts then opened again, so the service-wide limit bounds it.
+            .pool_max_idle_per_host(config.max_in_flight_total.max(1))
             .user_agent(user_agent)
             .dns_resolver(Arc::new(GuardedResolver {
                 policy: policy.clone(),
@@ -268,6 +283,7 @@ impl DeliveryClient {
             overrides,
             permits: Arc::new(Semaphore::new(config.max_in_flight_total.max(1))),
             config: Arc::new(config),
+            answered: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -308,18 +324,27 @@ impl DeliveryClient {
         }
         let timestamp = Utc::now().timestamp();
         let signature = signature_header(request.secrets, request.msg_id, timestamp, request.body);
+        let origin = origin_of(request.url.as_str());
         let exchange = async {
-            match self.exchange(&request, timestamp, &signature).await {
-                Err(error) if closed_before_response(&error) => {
+            let first = self.exchange(&request, timestamp, &signature).await;
+            match first {
+                Err(error) if closed_before_response(&error) && self.may_reuse(origin) => {
                     // A pooled keep-alive connection that the server closed
                     // while it sat idle fails this way before a response head
                     // arrives. Sending once more opens a new connection. The
                     // webhook-id is unchanged, so an endpoint that did read the
-                    // first request can drop the duplicate.
+                    // first request can drop the duplicate. An endpoint that
+                    // closes new connections too gets no second copy, because
+                    // then no connection of it may be reused.
                     tracing::debug!(msg_id = request.msg_id, %error, "connection closed before a response; sending once more");
-                    self.exchange(&request, timestamp, &signature).await
+                    let second = self.exchange(&request, timestamp, &signature).await;
+                    self.note_answer(origin, second.as_ref().is_ok_and(|a| a.reusable));
+                    second
                 }
-                other => other,
+                other => {
+                    self.note_answer(origin, other.as_ref().is_ok_and(|a| a.reusable));
+                    other
+                }
             }
         };
         let outcome = tokio::time::timeout(self.config.total_timeout, exchange).await;
@@ -337,7 +362,12 @@ impl DeliveryClient {
                 let (class, message) = classify(&error);
                 AttemptReport::failure(class, started, message)
             }
-            Ok(Ok((status, retry_after, body))) => {
+            Ok(Ok(Answer {
+                status,
+                retry_after,
+                body,
+                ..
+            })) => {
                 let code = status.as_u16();
                 let class = match code {
                     200..=299 => ResultClass::Success,
@@ -372,7 +402,7 @@ impl DeliveryClient {
         request: &SignedRequest<'_>,
         timestamp: i64,
         signature: &str,
-    ) -> Result<(reqwest::StatusCode, Option<Duration>, Vec<u8>), reqwest::Error> {
+    ) -> Result<Answer, reqwest::Error> {
         let response = self
             .http
             .post(request.url.as_str())
@@ -385,13 +415,50 @@ impl DeliveryClient {
             .send()
             .await?;
         let status = response.status();
+        let reusable = connection_reusable(&response);
         let retry_after = response
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, Utc::now()));
         let body = read_capped(response, self.config.response_body_limit).await?;
-        Ok((status, retry_after, body))
+        Ok(Answer {
+            status,
+            retry_after,
+            body,
+            reusable,
+        })
+    }
+
+    /// True when `origin` answered on a connection it kept open within the
+    /// pool's idle timeout, so the connection a request just used may have
+    /// been a pooled one.
+    fn may_reuse(&self, origin: &str) -> bool {
+        let answered = self.answered.lock().unwrap_or_else(|e| e.into_inner());
+        answered
+            .get(origin)
+            .is_some_and(|at| at.elapsed() < POOL_IDLE_TIMEOUT)
+    }
+
+    /// Remembers whether `origin` answered the last request and kept the
+    /// connection open. Otherwise it left no connection to reuse.
+    fn note_answer(&self, origin: &str, kept_open: bool) {
+        let mut map = self.answered.lock().unwrap_or_else(|e| e.into_inner());
+        if !kept_open {
+            map.remove(origin);
+            return;
+        }
+        if let Some(at) = map.get_mut(origin) {
+            *at = Instant::now();
+            return;
+        }
+        if map.len() >= ANSWERED_ORIGINS {
+            map.retain(|_, at| at.elapsed() < POOL_IDLE_TIMEOUT);
+            if map.len() >= ANSWERED_ORIGINS {
+                map.clear();
+            }
+        }
+        map.insert(origin.to_string(), Instant::now());
     }
 
     /// Sends the verification challenge, signed with each of `secrets`, and
@@ -470,6 +537,41 @@ async fn read_capped(
     Ok(body)
 }
 
+/// A response head and its body.
+struct Answer {
+    status: reqwest::StatusCode,
+    retry_after: Option<Duration>,
+    body: Vec<u8>,
+    /// The connection may go back to the pool: HTTP/1.1 or later without
+    /// `connection: close`, or HTTP/1.0 with `connection: keep-alive`.
+    reusable: bool,
+}
+
+fn connection_reusable(response: &reqwest::Response) -> bool {
+    let connection = response
+        .headers()
+        .get_all(reqwest::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|token| token.trim().to_ascii_lowercase())
+        .collect::<Vec<_>>();
+    if response.version() <= reqwest::Version::HTTP_10 {
+        connection.iter().any(|t| t == "keep-alive")
+    } else {
+        !connection.iter().any(|t| t == "close")
+    }
+}
+
+/// The scheme, host and port of a URL that `EndpointUrl` accepted.
+fn origin_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after_scheme..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| after_scheme + i);
+    &url[..end]
+}
+
 /// True when the connection closed before a complete response head arrived,
 /// as a pooled connection that the server closed while idle does.
 fn closed_before_response(error: &reqwest::Error) -> bool {
@@ -518,4 +620,24 @@ fn classify(error: &reqwest::Error) -> (ResultClass, String) {
         "",
     );
     (class, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_of;
+
+    #[test]
+    fn origin_is_scheme_host_and_port() {
+        for (url, origin) in [
+            (
+                "https://hooks.example.com/a/b?c=d",
+                "https://hooks.example.com",
+            ),
+            ("http://127.0.0.1:8080/hooks", "http://127.0.0.1:8080"),
+            ("https://[::1]:9443?x=1", "https://[::1]:9443"),
+            ("https://example.com", "https://example.com"),
+        ] {
+            assert_eq!(origin_of(url), origin, "{url}");
+        }
+    }
 }

@@ -34,6 +34,8 @@ pub enum Action {
     },
     /// Reads the request and never responds.
     Hang,
+    /// Reads the request and closes the connection without a response.
+    Drop,
 }
 
 impl Action {
@@ -277,6 +279,10 @@ async fn perform(stream: &mut TcpStream, action: Action) -> bool {
                 }
             }
             true
+        }
+        Action::Drop => {
+            let _ = stream.shutdown().await;
+            false
         }
         Action::Hang => {
             // Holds the connection until the client gives up and closes it.
