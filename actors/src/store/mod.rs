@@ -35,6 +35,7 @@ use crate::model::{
 
 mod events;
 mod keys;
+mod listing;
 mod subscriptions;
 
 use keys::*;
