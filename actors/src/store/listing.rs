@@ -83,7 +83,7 @@ impl Store {
             subscription,
             query.status,
             query.event_type,
-            split.buckets,
+            split.units,
         );
         for edge in split.edges {
             total += self.count_index(prefix, edge, query.status, query.event_type)?;
