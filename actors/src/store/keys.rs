@@ -1,6 +1,7 @@
 //! The key layout described in the module documentation of `store`.
 
 use super::encode;
+use crate::counts::MAX_MILLIS;
 use crate::model::{AccountId, EventId, EventRecord};
 
 pub(super) const META: u8 = b'M';
@@ -60,6 +61,15 @@ pub(super) fn with_id(prefix: &[u8], id: EventId) -> Vec<u8> {
     let mut key = prefix.to_vec();
     key.extend_from_slice(id.as_bytes());
     key
+}
+
+/// Returns the first key under `prefix` of an event created at `millis` or
+/// later, where `MAX_MILLIS` and beyond give the end of the prefix.
+pub(super) fn time_key(prefix: &[u8], millis: i64) -> Vec<u8> {
+    if millis >= MAX_MILLIS {
+        return prefix_end(prefix);
+    }
+    with_id(prefix, EventId::min_at(millis))
 }
 
 /// Returns the first key after every key that starts with `prefix`.

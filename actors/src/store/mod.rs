@@ -37,6 +37,7 @@ use crate::model::{
 
 mod events;
 mod keys;
+mod listing;
 mod subscriptions;
 
 use keys::*;
