@@ -9,24 +9,19 @@ impl Store {
     // --- ingest ----------------------------------------------------------
 
     pub fn ingest_record(&self, id: PlatformEventId) -> StoreResult<Option<IngestRecord>> {
-        let value = self.track(
-            self.inner
-                .db
-                .get(key1(INGESTED, id.as_bytes()))
-                .map_err(StoreError::from),
-        )?;
+        let value = self.read(&key1(INGESTED, id.as_bytes()))?;
         value.map(|v| decode(&v)).transpose()
     }
 
-    /// Writes accepted platform events and their per-subscription copies in
-    /// one atomic batch.
+    /// Stages accepted platform events and their per-subscription copies as
+    /// one atomic group; a flush makes them durable.
     pub fn write_ingest(
         &self,
         accepted: &[IngestRecord],
         events: &[EventRecord],
     ) -> StoreResult<()> {
         self.check_fault()?;
-        let mut batch = sled::Batch::default();
+        let mut batch = staging::Writes::default();
         for record in accepted {
             batch.insert(key1(INGESTED, record.event_id.as_bytes()), encode(record));
         }
@@ -37,7 +32,7 @@ impl Store {
                 &[][..],
             );
         }
-        self.track(self.inner.db.apply_batch(batch).map_err(StoreError::from))?;
+        self.inner.staging.stage(batch);
         self.inner
             .unfinished
             .fetch_add(events.len() as i64, Ordering::Relaxed);
@@ -57,16 +52,12 @@ impl Store {
     // --- events ----------------------------------------------------------
 
     pub fn get_event(&self, id: EventId) -> StoreResult<Option<EventRecord>> {
-        let value = self.track(
-            self.inner
-                .db
-                .get(key1(EVENT, id.as_bytes()))
-                .map_err(StoreError::from),
-        )?;
+        let value = self.read(&key1(EVENT, id.as_bytes()))?;
         value.map(|v| decode(&v)).transpose()
     }
 
-    /// Writes an event with its index entries and queue change in one batch.
+    /// Stages an event with its index entries and queue change as one group,
+    /// and asks for a flush within [`LAZY_FLUSH_DELAY`].
     /// `previous` is the status the event had before, to keep the count of
     /// unfinished events exact.
     pub fn put_event(
@@ -76,7 +67,7 @@ impl Store {
         change: QueueChange,
     ) -> StoreResult<()> {
         self.check_fault()?;
-        let mut batch = sled::Batch::default();
+        let mut batch = staging::Writes::default();
         put_event_entries(&mut batch, event);
         let queue_key = key2(QUEUE, event.subscription_id.as_bytes(), event.id.as_bytes());
         let retry_key = key2(RETRY, event.subscription_id.as_bytes(), event.id.as_bytes());
@@ -95,7 +86,7 @@ impl Store {
                 batch.remove(retry_key);
             }
         }
-        self.track(self.inner.db.apply_batch(batch).map_err(StoreError::from))?;
+        self.stage(batch);
         let delta = match (previous.is_finished(), event.status.is_finished()) {
             (false, true) => -1,
             (true, false) => 1,
@@ -200,6 +191,7 @@ impl Store {
     /// Marks every queued or retrying event of a subscription Failed with
     /// `reason`, and returns how many it changed.
     pub fn fail_unfinished(&self, subscription: SubscriptionId, reason: &str) -> StoreResult<u64> {
+        self.apply_staged()?;
         let mut ids: Vec<EventId> = Vec::new();
         for prefix in [QUEUE, RETRY] {
             for entry in self
@@ -236,6 +228,7 @@ impl Store {
     /// index entries, at most `limit` per call. Returns how many it removed.
     pub fn prune_finished(&self, before: DateTime<Utc>, limit: usize) -> StoreResult<usize> {
         self.check_fault()?;
+        self.apply_staged()?;
         let end = key1(EVENT, EventId::min_at(before.timestamp_millis()).as_bytes());
         let mut candidates = Vec::new();
         for entry in self.inner.db.range(vec![EVENT]..end) {
@@ -276,7 +269,9 @@ impl Store {
                 }
             }
         }
-        self.track(self.inner.db.apply_batch(batch).map_err(StoreError::from))?;
+        if ingested > 0 {
+            self.track(self.inner.db.apply_batch(batch).map_err(StoreError::from))?;
+        }
         Ok(removed)
     }
 

@@ -1,6 +1,7 @@
 //! The key layout described in the module documentation of `store`.
 
 use super::encode;
+use super::staging::Writes;
 use crate::counts::MAX_MILLIS;
 use crate::model::{AccountId, EventId, EventRecord};
 
@@ -14,7 +15,7 @@ pub(super) const QUEUE: u8 = b'Q';
 pub(super) const RETRY: u8 = b'R';
 pub(super) const INGESTED: u8 = b'I';
 
-pub(super) fn put_event_entries(batch: &mut sled::Batch, event: &EventRecord) {
+pub(super) fn put_event_entries(batch: &mut Writes, event: &EventRecord) {
     let index_value = [event.status.code(), event.event_type.code()];
     batch.insert(key1(EVENT, event.id.as_bytes()), encode(event));
     batch.insert(

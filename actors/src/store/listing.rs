@@ -9,6 +9,8 @@ use crate::counts::{MAX_MILLIS, split_range};
 impl Store {
     /// Lists an account's events, newest first, with the total count of matches.
     pub fn list_events(&self, query: &EventQuery) -> StoreResult<EventPage> {
+        // The index scan below reads sled, so staged status changes go first.
+        self.apply_staged()?;
         let empty = EventPage {
             items: Vec::new(),
             total: 0,

@@ -19,6 +19,8 @@
 //! durable, and concurrent callers share one flush (group commit).
 //! [`Store::flush_soon`] asks for a flush without waiting for it; such
 //! requests are gathered for [`LAZY_FLUSH_DELAY`] and share one flush.
+//! Event writes are staged in memory and applied to sled as one batch before
+//! each flush; see the `staging` module for why.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -38,9 +40,11 @@ use crate::model::{
 mod events;
 mod keys;
 mod listing;
+mod staging;
 mod subscriptions;
 
 use keys::*;
+use staging::Staging;
 
 /// How long the flusher gathers [`Store::flush_soon`] requests before it
 /// flushes, unless a caller of [`Store::flush`] is waiting. Bounds how much
@@ -149,8 +153,18 @@ struct Inner {
     /// that works does not hide writes that fail.
     unfinished: AtomicI64,
     counts: EventCounts,
+    staging: Arc<Staging>,
     fault_file: Option<PathBuf>,
     _lock: File,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Writes staged since the last flush still reach sled's log.
+        if let Err(error) = self.staging.apply(&self.db) {
+            tracing::error!(%error, "cannot apply the staged writes when closing the store");
+        }
+    }
 }
 
 impl Store {
@@ -176,6 +190,7 @@ impl Store {
                 healthy: Arc::new(AtomicBool::new(true)),
                 unfinished: AtomicI64::new(0),
                 counts: EventCounts::default(),
+                staging: Arc::new(Staging::default()),
                 fault_file: config.fault_file.clone(),
                 _lock: lock,
             }),
@@ -189,6 +204,7 @@ impl Store {
         let log_file = dir.join("sled").join("db");
         tokio::spawn(run_flusher(Flusher {
             db,
+            staging: store.inner.staging.clone(),
             requests: receiver,
             fsync_path: config.fsync.then_some(log_file),
             fsync_file: None,
@@ -255,6 +271,31 @@ impl Store {
 }
 
 impl Store {
+    /// Reads `key`, staged writes first.
+    fn read(&self, key: &[u8]) -> StoreResult<Option<sled::IVec>> {
+        match self.inner.staging.get(key) {
+            Some(value) => Ok(value),
+            None => self.track(self.inner.db.get(key).map_err(StoreError::from)),
+        }
+    }
+
+    /// Stages `writes` and asks for the flush that applies them.
+    fn stage(&self, writes: staging::Writes) {
+        self.inner.staging.stage(writes);
+        self.flush_soon();
+    }
+
+    /// Applies the staged writes now, for range scans that must see them.
+    /// Also waits for a group that the flusher is applying.
+    fn apply_staged(&self) -> StoreResult<()> {
+        self.track(
+            self.inner
+                .staging
+                .apply(&self.inner.db)
+                .map_err(StoreError::from),
+        )
+    }
+
     fn count_prefix(&self, prefix: u8) -> u64 {
         self.inner.db.scan_prefix([prefix]).keys().count() as u64
     }
@@ -330,6 +371,7 @@ enum FlushRequest {
 
 struct Flusher {
     db: sled::Db,
+    staging: Arc<Staging>,
     requests: mpsc::UnboundedReceiver<FlushRequest>,
     /// sled's log file, fsynced after each flush when `store.fsync` is on.
     fsync_path: Option<PathBuf>,
@@ -397,11 +439,13 @@ impl Flusher {
             self.fsync_file = Some(Arc::new(file));
         }
         let db = self.db.clone();
+        let staging = self.staging.clone();
         let file = self.fsync_file.clone();
         let path = self.fsync_path.clone();
-        let result = tokio::task::spawn_blocking(move || flush_once(&db, file.as_deref(), path))
-            .await
-            .unwrap_or_else(|e| Err(StoreError::Io(format!("flush task failed: {e}"))));
+        let result =
+            tokio::task::spawn_blocking(move || flush_once(&db, &staging, file.as_deref(), path))
+                .await
+                .unwrap_or_else(|e| Err(StoreError::Io(format!("flush task failed: {e}"))));
         if result.is_err() {
             self.fsync_file = None;
         }
@@ -411,7 +455,13 @@ impl Flusher {
     }
 }
 
-fn flush_once(db: &sled::Db, file: Option<&File>, path: Option<PathBuf>) -> StoreResult<()> {
+fn flush_once(
+    db: &sled::Db,
+    staging: &Staging,
+    file: Option<&File>,
+    path: Option<PathBuf>,
+) -> StoreResult<()> {
+    staging.apply(db)?;
     db.flush()?;
     if let (Some(file), Some(path)) = (file, path) {
         file.sync_data()

@@ -166,9 +166,6 @@ impl SubscriptionState {
             self.schedule_retry(myself, event_id, attempt, STORE_RETRY_DELAY);
             return;
         }
-        // Make the outcome durable soon, so a crash re-sends only attempts
-        // that were in flight or had just finished.
-        self.ctx.store.flush_soon();
         if let Some(delay) = retry_after {
             self.schedule_retry(myself, event_id, attempt + 1, delay);
             metrics::counter!("argus_webhooks_delivery_retries_scheduled_total").increment(1);

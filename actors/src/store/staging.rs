@@ -1,0 +1,138 @@
+//! Event writes staged in memory and applied to sled in groups.
+//!
+//! sled 0.34 writes and syncs its current IO buffer twice for every
+//! `apply_batch` (`pin_log` seals the buffer before and after it reserves the
+//! batch), so a batch per recorded attempt cost two synchronous disk writes
+//! and blocked the actor that made it. Event writes are therefore staged
+//! here and applied as one batch by the flusher, which runs within
+//! [`super::LAZY_FLUSH_DELAY`] of a write and before every flush a caller
+//! waits for. Point reads look here before they look in sled, so a reader
+//! sees every staged write at once; range scans see them once applied.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use sled::IVec;
+
+type Map = HashMap<Vec<u8>, Option<IVec>>;
+
+/// The writes of one change, applied together: an insert has a value, a
+/// removal has none.
+#[derive(Default)]
+pub(super) struct Writes(Vec<(Vec<u8>, Option<IVec>)>);
+
+impl Writes {
+    pub(super) fn insert(&mut self, key: Vec<u8>, value: impl Into<IVec>) {
+        self.0.push((key, Some(value.into())));
+    }
+
+    pub(super) fn remove(&mut self, key: Vec<u8>) {
+        self.0.push((key, None));
+    }
+}
+
+#[derive(Default)]
+pub(super) struct Staging {
+    state: Mutex<State>,
+    /// Held while a group is applied, so groups reach sled in staging order.
+    applying_order: Mutex<()>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Staged and not yet handed to sled; the newest write of each key.
+    current: Map,
+    /// The group being applied; readers still look here until sled has it.
+    applying: Option<Arc<Map>>,
+}
+
+impl Staging {
+    pub(super) fn stage(&self, writes: Writes) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        for (key, value) in writes.0 {
+            state.current.insert(key, value);
+        }
+    }
+
+    /// The staged value of `key`: `Some(None)` when its removal is staged,
+    /// `None` when nothing is staged for it.
+    pub(super) fn get(&self, key: &[u8]) -> Option<Option<IVec>> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(value) = state.current.get(key) {
+            return Some(value.clone());
+        }
+        state.applying.as_ref()?.get(key).cloned()
+    }
+
+    /// Applies every staged write to `db` in one batch. After a failure the
+    /// writes stay staged, below any newer write of the same key.
+    pub(super) fn apply(&self, db: &sled::Db) -> sled::Result<()> {
+        let _order = self
+            .applying_order
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let group = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if state.current.is_empty() {
+                return Ok(());
+            }
+            let group = Arc::new(std::mem::take(&mut state.current));
+            state.applying = Some(group.clone());
+            group
+        };
+        let mut batch = sled::Batch::default();
+        for (key, value) in group.iter() {
+            match value {
+                Some(value) => batch.insert(key.as_slice(), value.clone()),
+                None => batch.remove(key.as_slice()),
+            }
+        }
+        let result = db.apply_batch(batch);
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.applying = None;
+        if result.is_err() {
+            for (key, value) in group.iter() {
+                state
+                    .current
+                    .entry(key.clone())
+                    .or_insert_with(|| value.clone());
+            }
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writes(pairs: &[(&[u8], Option<&[u8]>)]) -> Writes {
+        let mut writes = Writes::default();
+        for (key, value) in pairs {
+            match value {
+                Some(value) => writes.insert(key.to_vec(), *value),
+                None => writes.remove(key.to_vec()),
+            }
+        }
+        writes
+    }
+
+    #[test]
+    fn reads_see_staged_writes_before_and_after_apply() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        db.insert(b"gone", &b"old"[..]).unwrap();
+        let staging = Staging::default();
+        staging.stage(writes(&[(b"a", Some(b"1")), (b"gone", None)]));
+        staging.stage(writes(&[(b"a", Some(b"2"))]));
+        assert_eq!(staging.get(b"a"), Some(Some(IVec::from(&b"2"[..]))));
+        assert_eq!(staging.get(b"gone"), Some(None));
+        assert_eq!(staging.get(b"other"), None);
+        assert_eq!(db.get(b"a").unwrap(), None, "nothing reached sled yet");
+
+        staging.apply(&db).unwrap();
+        assert_eq!(staging.get(b"a"), None, "nothing is staged after the apply");
+        assert_eq!(db.get(b"a").unwrap(), Some(IVec::from(&b"2"[..])));
+        assert_eq!(db.get(b"gone").unwrap(), None);
+        staging.apply(&db).unwrap();
+    }
+}
