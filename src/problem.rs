@@ -129,7 +129,7 @@ impl ApiError {
                 "Send the body as 'Content-Type: application/json'.".into()
             }
             ApiError::VerificationFailed(reason) => format!(
-                "The endpoint did not pass verification: {reason}. It must respond to the signed webhook.verification request with a 2xx status and a body that is the challenge or {{\"challenge\": \"<challenge>\"}}."
+                "The endpoint did not pass verification: {reason}. It must respond to the signed webhook.verification request with a 2xx status and a body that is the challenge, the challenge as a JSON string, or {{\"challenge\": \"<challenge>\"}}."
             ),
             ApiError::Unavailable(_) => {
                 "The service cannot store data right now. Retry the request later.".into()

