@@ -11,6 +11,7 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
+use chrono::Utc;
 use common::*;
 use serde_json::{Value, json};
 use warp::Filter;
@@ -64,4 +65,48 @@ async fn verification_rejects_other_json_string() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
     let (_, list) = app.get("/v1/subscriptions", &token).await;
     assert_eq!(list["data"].as_array().unwrap().len(), 0, "nothing is stored: {list}");
+}
+
+/// Formats `after` from now in `format` (a chrono strftime pattern, in GMT).
+fn http_date(after: Duration, format: &str) -> String {
+    let at = Utc::now() + chrono::Duration::from_std(after).unwrap();
+    at.format(format).to_string()
+}
+
+#[tokio::test]
+async fn retry_after_obsolete_date_forms() {
+    let app = TestApp::start().await;
+    let receiver = Receiver::start().await;
+    let token = app.token(ACCOUNT);
+    // The schedule alone would retry after 10 s × 0.01 = 100 ms.
+    let retry = json!({"maxRetries": 3, "retryIntervalSeconds": 10, "backoffMultiplier": 1.0});
+    app.create_subscription(&token, &receiver.url, &[TYPE], Some(retry))
+        .await;
+    let rfc850 = http_date(Duration::from_secs(300), "%A, %d-%b-%y %H:%M:%S GMT");
+    let asctime = http_date(Duration::from_secs(600), "%a %b %e %H:%M:%S %Y");
+    receiver.script([
+        Reply::status(503).header("retry-after", &rfc850),
+        Reply::status(429).header("retry-after", &asctime),
+        Reply::ok(),
+    ]);
+
+    let ingest = app.publish(&platform_event(ACCOUNT, TYPE)).await;
+    let event_id = ingest["events"][0]["id"].as_str().unwrap();
+    app.wait_for_event_status(&token, event_id, "Delivered", Duration::from_secs(40))
+        .await;
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 3);
+
+    // The dates were computed before publishing and have whole seconds, so
+    // they are a little closer than 300 s and 600 s when the answers arrive.
+    let after_rfc850 = requests[1].at - requests[0].at;
+    let after_asctime = requests[2].at - requests[1].at;
+    assert!(
+        after_rfc850 >= Duration::from_millis(2500),
+        "Retry-After {rfc850:?} waited {after_rfc850:?}"
+    );
+    assert!(
+        after_asctime >= Duration::from_millis(5000),
+        "Retry-After {asctime:?} waited {after_asctime:?}"
+    );
 }
