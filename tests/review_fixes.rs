@@ -10,6 +10,8 @@ mod common;
 
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use bytes::Bytes;
 use chrono::Utc;
 use common::*;
@@ -109,4 +111,24 @@ async fn retry_after_obsolete_date_forms() {
         after_asctime >= Duration::from_millis(5000),
         "Retry-After {asctime:?} waited {after_asctime:?}"
     );
+}
+
+#[tokio::test]
+async fn secret_without_padding_accepted() {
+    let app = TestApp::start().await;
+    let receiver = Receiver::start().await;
+    let token = app.token(ACCOUNT);
+    let key: [u8; 32] = rand::random();
+    let unpadded = format!("whsec_{}", STANDARD_NO_PAD.encode(key));
+    let padded = format!("whsec_{}", STANDARD.encode(key));
+    assert_ne!(unpadded, padded);
+
+    let body = json!({"url": receiver.url, "eventTypes": [TYPE], "secret": unpadded});
+    let (status, created) = app.post("/v1/subscriptions", &token, &body).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["secret"], padded.as_str(), "output stays padded");
+
+    app.publish(&platform_event(ACCOUNT, TYPE)).await;
+    let delivered = receiver.wait_for(1, Duration::from_secs(20)).await;
+    assert!(verify_standard(&padded, &delivered[0]));
 }
