@@ -132,3 +132,61 @@ async fn secret_without_padding_accepted() {
     let delivered = receiver.wait_for(1, Duration::from_secs(20)).await;
     assert!(verify_standard(&padded, &delivered[0]));
 }
+
+#[tokio::test]
+async fn publish_scope_claim_shapes() {
+    let app = TestApp::start().await;
+    let shapes = [
+        json!({"scope": ["webhooks:publish"]}),
+        json!({"scope": ["openid", "webhooks:publish"]}),
+        json!({"scp": "webhooks:publish"}),
+        json!({"scp": ["webhooks:publish"]}),
+        json!({"scope": "openid", "scp": ["webhooks:publish"]}),
+    ];
+    for shape in shapes {
+        let mut claims = json!({"account_id": "platform", "exp": now() + 600});
+        claims
+            .as_object_mut()
+            .unwrap()
+            .extend(shape.as_object().unwrap().clone());
+        let token = make_token(claims);
+        let event = platform_event(ACCOUNT, TYPE);
+        let (status, body) = app.post("/v1/platform/events", &token, &event).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{shape}: {body}");
+    }
+
+    let without =
+        make_token(json!({"account_id": "platform", "scp": ["openid"], "exp": now() + 600}));
+    let event = platform_event(ACCOUNT, TYPE);
+    let (status, body) = app.post("/v1/platform/events", &without, &event).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+}
+
+#[tokio::test]
+async fn account_ids_with_at_and_pipe() {
+    let app = TestApp::start().await;
+    let receiver = Receiver::start().await;
+    for account in ["acme@corp", "auth0|123"] {
+        let token = app.token(account);
+        app.create_subscription(&token, &receiver.url, &[TYPE], None)
+            .await;
+        let ingest = app.publish(&platform_event(account, TYPE)).await;
+        assert_eq!(ingest["deliveries"], 1, "{account}: {ingest}");
+        let event_id = ingest["events"][0]["id"].as_str().unwrap();
+        app.wait_for_event_status(&token, event_id, "Delivered", Duration::from_secs(20))
+            .await;
+        let (status, list) = app.get("/v1/subscriptions", &token).await;
+        assert_eq!(status, StatusCode::OK, "{account}: {list}");
+        assert_eq!(list["data"].as_array().unwrap().len(), 1, "{account}: {list}");
+    }
+    // A prefix of another account's id sees none of its resources.
+    let (status, list) = app.get("/v1/subscriptions", &app.token("acme")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["data"].as_array().unwrap().len(), 0, "{list}");
+
+    for bad in ["acme corp", "acme\u{1}", "acme\u{0}x", "acmé"] {
+        let token = app.token(bad);
+        let (status, body) = app.get("/v1/subscriptions", &token).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{bad:?}: {body}");
+    }
+}

@@ -398,19 +398,19 @@ impl RetryPolicy {
 }
 
 /// Account that owns subscriptions and events, taken from the token's
-/// `account_id` claim or the ingested event.
+/// `account_id` claim or the ingested event. Only visible ASCII (0x21 to
+/// 0x7E), so ids such as `acme@corp` and `auth0|123` work, while the store's
+/// 0x00 key separator, control characters and spaces never appear in one.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct AccountId(String);
 
 impl AccountId {
     pub fn parse(value: &str) -> Result<Self, String> {
-        let valid_chars = value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'));
+        let valid_chars = value.bytes().all(|b| b.is_ascii_graphic());
         if value.is_empty() || value.len() > MAX_ACCOUNT_ID_LENGTH || !valid_chars {
             return Err(format!(
-                "must be 1 to {MAX_ACCOUNT_ID_LENGTH} characters of A-Z, a-z, 0-9, '.', '_', ':' or '-'"
+                "must be 1 to {MAX_ACCOUNT_ID_LENGTH} visible ASCII characters (no spaces or control characters)"
             ));
         }
         Ok(Self(value.to_string()))
