@@ -22,6 +22,9 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0} not found")]
     NotFound(String),
+    /// A path id that is not a UUID, so it cannot name any resource.
+    #[error("malformed path id: {}", .0.field)]
+    MalformedId(FieldError),
     #[error("method not allowed")]
     MethodNotAllowed(Vec<&'static str>),
     #[error("conflict: {0}")]
@@ -64,7 +67,7 @@ impl ApiError {
             | ApiError::VerificationFailed(_) => StatusCode::BAD_REQUEST,
             ApiError::MissingToken | ApiError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) | ApiError::MalformedId(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             // 409: the request conflicts with the account's current state and
             // succeeds once the caller frees room, for example by a delete.
@@ -85,7 +88,7 @@ impl ApiError {
             }
             ApiError::MissingToken | ApiError::InvalidToken(_) => ("unauthorized", "Unauthorized"),
             ApiError::Forbidden(_) => ("forbidden", "Forbidden"),
-            ApiError::NotFound(_) => ("not-found", "Not found"),
+            ApiError::NotFound(_) | ApiError::MalformedId(_) => ("not-found", "Not found"),
             ApiError::MethodNotAllowed(_) => ("method-not-allowed", "Method not allowed"),
             ApiError::Conflict(_) => ("conflict", "Conflict"),
             ApiError::LimitExceeded(_) => ("limit-exceeded", "Limit exceeded"),
@@ -115,6 +118,10 @@ impl ApiError {
                 "No route matches this method and path. GET /v1/openapi.json lists the API.".into()
             }
             ApiError::NotFound(what) => format!("No {what} with this id exists in your account."),
+            ApiError::MalformedId(error) => format!(
+                "No resource has this id: {} {}.",
+                error.field, error.message
+            ),
             ApiError::MethodNotAllowed(allowed) => {
                 format!("This path accepts: {}.", allowed.join(", "))
             }
@@ -145,6 +152,7 @@ impl ApiError {
         let (slug, title) = self.slug_and_title();
         let field_errors = match self {
             ApiError::Validation(errors) => Some(errors.clone()),
+            ApiError::MalformedId(error) => Some(vec![error.clone()]),
             ApiError::MalformedBody(_, Some(field)) => Some(vec![FieldError::new(
                 field.clone(),
                 "has the wrong type or value; see detail",

@@ -66,7 +66,11 @@ async fn verification_rejects_other_json_string() {
 
     assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
     let (_, list) = app.get("/v1/subscriptions", &token).await;
-    assert_eq!(list["data"].as_array().unwrap().len(), 0, "nothing is stored: {list}");
+    assert_eq!(
+        list["data"].as_array().unwrap().len(),
+        0,
+        "nothing is stored: {list}"
+    );
 }
 
 /// Formats `after` from now in `format` (a chrono strftime pattern, in GMT).
@@ -177,7 +181,11 @@ async fn account_ids_with_at_and_pipe() {
             .await;
         let (status, list) = app.get("/v1/subscriptions", &token).await;
         assert_eq!(status, StatusCode::OK, "{account}: {list}");
-        assert_eq!(list["data"].as_array().unwrap().len(), 1, "{account}: {list}");
+        assert_eq!(
+            list["data"].as_array().unwrap().len(),
+            1,
+            "{account}: {list}"
+        );
     }
     // A prefix of another account's id sees none of its resources.
     let (status, list) = app.get("/v1/subscriptions", &app.token("acme")).await;
@@ -188,5 +196,72 @@ async fn account_ids_with_at_and_pipe() {
         let token = app.token(bad);
         let (status, body) = app.get("/v1/subscriptions", &token).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{bad:?}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn malformed_path_ids_answer_404() {
+    let app = TestApp::start().await;
+    let token = app.token(ACCOUNT);
+    let body = json!({"url": "http://127.0.0.1:9/h", "eventTypes": [TYPE]});
+    let cases = [
+        (
+            reqwest::Method::GET,
+            "/v1/subscriptions/not-a-uuid",
+            "subscriptionId",
+        ),
+        (
+            reqwest::Method::PUT,
+            "/v1/subscriptions/not-a-uuid",
+            "subscriptionId",
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/v1/subscriptions/not-a-uuid",
+            "subscriptionId",
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/subscriptions/12345/pause",
+            "subscriptionId",
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/subscriptions/12345/resume",
+            "subscriptionId",
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/subscriptions/12345/test",
+            "subscriptionId",
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/subscriptions/12345/rotate-secret",
+            "subscriptionId",
+        ),
+        (reqwest::Method::GET, "/v1/events/does-not-exist", "eventId"),
+        (
+            reqwest::Method::POST,
+            "/v1/events/does-not-exist/retry",
+            "eventId",
+        ),
+    ];
+    for (method, path, field) in cases {
+        let with_body = (method == reqwest::Method::PUT).then_some(&body);
+        let (status, problem) = app
+            .request(method.clone(), path, Some(&token), with_body)
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {problem}");
+        assert_eq!(problem["status"], 404, "{method} {path}");
+        assert_eq!(
+            problem["errors"][0]["field"], field,
+            "{method} {path}: {problem}"
+        );
+        let detail = problem["detail"].as_str().unwrap_or("");
+        assert!(
+            detail.contains("must be a UUID"),
+            "{method} {path}: {detail}"
+        );
     }
 }
