@@ -265,3 +265,92 @@ async fn malformed_path_ids_answer_404() {
         );
     }
 }
+
+/// Returns true when the problem names `field` in `errors` or in `detail`.
+fn names_field(problem: &Value, field: &str) -> bool {
+    let in_errors = problem["errors"]
+        .as_array()
+        .is_some_and(|errors| errors.iter().any(|e| e["field"] == field));
+    let in_detail = problem["detail"]
+        .as_str()
+        .is_some_and(|detail| detail.contains(&format!("`{field}`")));
+    in_errors || in_detail
+}
+
+#[tokio::test]
+async fn put_accepts_get_response() {
+    let app = TestApp::start().await;
+    let receiver = Receiver::start().await;
+    let token = app.token(ACCOUNT);
+    let created = app
+        .create_subscription(&token, &receiver.url, &[TYPE], None)
+        .await;
+    let path = format!("/v1/subscriptions/{}", created["id"].as_str().unwrap());
+    let (status, paused) = app.post_empty(&format!("{path}/pause"), &token).await;
+    assert_eq!(status, StatusCode::OK, "{paused}");
+
+    let (status, mut fetched) = app.get(&path, &token).await;
+    assert_eq!(status, StatusCode::OK);
+    for field in ["id", "status", "createdAt", "updatedAt"] {
+        assert!(
+            fetched.get(field).is_some(),
+            "GET returns {field}: {fetched}"
+        );
+    }
+    fetched["description"] = json!("Harbour Point valuations");
+    // Read-only fields are ignored, not applied.
+    fetched["status"] = json!("Active");
+    fetched["statusReason"] = json!("copied from elsewhere");
+    fetched["createdAt"] = json!("2020-01-01T00:00:00.000Z");
+    fetched["previousSecretExpiresAt"] = json!("2020-01-01T00:00:00.000Z");
+    let (status, updated) = app.put(&path, &token, &fetched).await;
+
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["description"], "Harbour Point valuations");
+    assert_eq!(updated["status"], "Paused");
+    assert_eq!(updated["createdAt"], created["createdAt"]);
+    assert!(updated.get("statusReason").is_none(), "{updated}");
+    let (_, stored) = app.get(&path, &token).await;
+    assert_eq!(stored["description"], "Harbour Point valuations");
+    assert_eq!(stored["status"], "Paused");
+}
+
+#[tokio::test]
+async fn put_rejects_typos_and_secret() {
+    let app = TestApp::start().await;
+    let receiver = Receiver::start().await;
+    let token = app.token(ACCOUNT);
+    let created = app
+        .create_subscription(&token, &receiver.url, &[TYPE], None)
+        .await;
+    let path = format!("/v1/subscriptions/{}", created["id"].as_str().unwrap());
+    let (_, fetched) = app.get(&path, &token).await;
+
+    for (field, value) in [
+        ("colour", json!("red")),
+        ("eventType", json!(TYPE)),
+        ("secret", created["secret"].clone()),
+    ] {
+        let mut body = fetched.clone();
+        body[field] = value;
+        let (status, problem) = app.put(&path, &token, &body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}: {problem}");
+        assert!(names_field(&problem, field), "{field} not named: {problem}");
+    }
+}
+
+#[tokio::test]
+async fn create_rejects_read_only_fields() {
+    let app = TestApp::start().await;
+    let receiver = Receiver::start().await;
+    let token = app.token(ACCOUNT);
+    for field in ["id", "status", "createdAt"] {
+        let mut body = json!({"url": receiver.url, "eventTypes": [TYPE]});
+        body[field] = json!("x");
+        let (status, problem) = app.post("/v1/subscriptions", &token, &body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}: {problem}");
+        assert!(names_field(&problem, field), "{field} not named: {problem}");
+    }
+    let (_, list) = app.get("/v1/subscriptions", &token).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 0, "{list}");
+}

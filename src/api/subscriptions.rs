@@ -92,6 +92,16 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     require_json(&request.headers)?;
     let input: SubscriptionInput = parse_json(&request.body)?;
+    let read_only = input.read_only_fields();
+    if !read_only.is_empty() {
+        let errors = read_only
+            .into_iter()
+            .map(|field| {
+                FieldError::new(field, "is set by the service and cannot be sent on create")
+            })
+            .collect();
+        return Err(ApiError::Validation(errors));
+    }
     let (spec, secret) =
         input.into_spec(state.settings.delivery.allow_http, &state.settings.limits)?;
     let sub = state
