@@ -354,3 +354,137 @@ async fn create_rejects_read_only_fields() {
     let (_, list) = app.get("/v1/subscriptions", &token).await;
     assert_eq!(list["data"].as_array().unwrap().len(), 0, "{list}");
 }
+
+/// Sends DELETE together with pause, resume, rotate-secret, PUT and an event
+/// retry for each subscription, all at once, and returns (request, status)
+/// for every response.
+async fn race_deletes(app: &TestApp, token: &str, subs: &[(String, String)]) -> Vec<(String, u16)> {
+    let mut tasks = Vec::new();
+    for (sub_id, event_id) in subs {
+        let path = format!("/v1/subscriptions/{sub_id}");
+        let update = json!({"url": format!("{}?v=2", app.base), "eventTypes": [TYPE]});
+        let requests = [
+            (reqwest::Method::POST, format!("{path}/pause"), None),
+            (reqwest::Method::DELETE, path.clone(), None),
+            (reqwest::Method::POST, format!("{path}/resume"), None),
+            (reqwest::Method::POST, format!("{path}/rotate-secret"), None),
+            (reqwest::Method::PUT, path.clone(), Some(update)),
+            (
+                reqwest::Method::POST,
+                format!("/v1/events/{event_id}/retry"),
+                None,
+            ),
+        ];
+        for (method, path, body) in requests {
+            let client = app.client.clone();
+            let url = format!("{}{path}", app.base);
+            let token = token.to_string();
+            tasks.push(tokio::spawn(async move {
+                let mut request = client.request(method.clone(), url).bearer_auth(token);
+                if let Some(body) = body {
+                    request = request.json(&body);
+                }
+                let status = request.send().await.expect("the service responds").status();
+                (format!("{method} {path}"), status.as_u16())
+            }));
+        }
+    }
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    results
+}
+
+#[tokio::test]
+async fn delete_races_answer_no_5xx() {
+    const SUBSCRIPTIONS: usize = 20;
+    let app = TestApp::start().await;
+    let receiver = Receiver::start().await;
+    let token = app.token(ACCOUNT);
+    let mut subs = Vec::new();
+    for i in 0..SUBSCRIPTIONS {
+        let url = format!("{}/{i}", receiver.url);
+        let created = app.create_subscription(&token, &url, &[TYPE], None).await;
+        subs.push(created["id"].as_str().unwrap().to_string());
+    }
+    // One Delivered event per subscription, so a retry has something to queue.
+    let ingest = app.publish(&platform_event(ACCOUNT, TYPE)).await;
+    let mut pairs = Vec::new();
+    for sub_id in subs {
+        let event = ingest["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["subscriptionId"] == sub_id.as_str())
+            .expect("an event per subscription");
+        let event_id = event["id"].as_str().unwrap().to_string();
+        app.wait_for_event_status(&token, &event_id, "Delivered", Duration::from_secs(30))
+            .await;
+        pairs.push((sub_id, event_id));
+    }
+
+    let results = race_deletes(&app, &token, &pairs).await;
+
+    let server_errors: Vec<_> = results
+        .iter()
+        .filter(|(_, status)| *status >= 500)
+        .collect();
+    assert!(server_errors.is_empty(), "5xx answers: {server_errors:?}");
+    for (request, status) in &results {
+        let allowed: &[u16] = if request.starts_with("DELETE") {
+            &[204]
+        } else if request.ends_with("/retry") {
+            &[202, 409]
+        } else if request.starts_with("PUT") {
+            // The new URL is the service itself, which fails verification.
+            &[400, 404]
+        } else {
+            &[200, 404]
+        };
+        assert!(allowed.contains(status), "{request} answered {status}");
+    }
+    for (sub_id, _) in &pairs {
+        let (status, _) = app
+            .get(&format!("/v1/subscriptions/{sub_id}"), &token)
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{sub_id} stays deleted");
+    }
+}
+
+#[tokio::test]
+async fn delete_during_resume_verification() {
+    let app = TestApp::start().await;
+    let receiver = Receiver::start().await;
+    let token = app.token(ACCOUNT);
+    let created = app
+        .create_subscription(&token, &receiver.url, &[TYPE], None)
+        .await;
+    let path = format!("/v1/subscriptions/{}", created["id"].as_str().unwrap());
+    receiver.script([Reply::status(410)]);
+    app.publish(&platform_event(ACCOUNT, TYPE)).await;
+    let disabled = wait_until(Duration::from_secs(20), || async {
+        app.get(&path, &token).await.1["status"] == "Disabled"
+    })
+    .await;
+    assert!(disabled, "410 Gone disables the subscription");
+
+    // The re-verification request hangs until the subscription is deleted.
+    receiver.script_verification();
+    receiver.script([Reply::ok().delayed(Duration::from_secs(2))]);
+    let resume_path = format!("{path}/resume");
+    let resume = app.post_empty(&resume_path, &token);
+    let delete = async {
+        let asked = wait_until(Duration::from_secs(10), || async {
+            receiver.verifications().len() >= 2
+        })
+        .await;
+        // The first verification request came from the create.
+        assert!(asked, "the resume sent a verification request");
+        app.delete(&path, &token).await
+    };
+    let ((resume_status, resumed), (delete_status, _)) = tokio::join!(resume, delete);
+
+    assert_eq!(delete_status, StatusCode::NO_CONTENT);
+    assert_eq!(resume_status, StatusCode::NOT_FOUND, "{resumed}");
+}
