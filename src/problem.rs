@@ -34,6 +34,9 @@ pub enum ApiError {
     LimitExceeded(String),
     #[error("body too large")]
     PayloadTooLarge(usize),
+    /// The request body did not fully arrive within the deadline.
+    #[error("request body timed out after {0:?}")]
+    RequestTimeout(std::time::Duration),
     #[error("unsupported media type")]
     UnsupportedMediaType,
     #[error("endpoint verification failed: {0}")]
@@ -73,6 +76,7 @@ impl ApiError {
             // succeeds once the caller frees room, for example by a delete.
             ApiError::Conflict(_) | ApiError::LimitExceeded(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -93,6 +97,7 @@ impl ApiError {
             ApiError::Conflict(_) => ("conflict", "Conflict"),
             ApiError::LimitExceeded(_) => ("limit-exceeded", "Limit exceeded"),
             ApiError::PayloadTooLarge(_) => ("payload-too-large", "Payload too large"),
+            ApiError::RequestTimeout(_) => ("request-timeout", "Request timeout"),
             ApiError::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
             ApiError::Unavailable(_) => ("service-unavailable", "Service unavailable"),
             ApiError::Internal(_) => ("internal-error", "Internal server error"),
@@ -132,6 +137,10 @@ impl ApiError {
             ApiError::PayloadTooLarge(limit) => {
                 format!("The request body exceeds the limit of {limit} bytes.")
             }
+            ApiError::RequestTimeout(deadline) => format!(
+                "The request body did not fully arrive within {} seconds. Send the whole body promptly.",
+                deadline.as_secs_f64()
+            ),
             ApiError::UnsupportedMediaType => {
                 "Send the body as 'Content-Type: application/json'.".into()
             }

@@ -488,3 +488,74 @@ async fn delete_during_resume_verification() {
     assert_eq!(delete_status, StatusCode::NO_CONTENT);
     assert_eq!(resume_status, StatusCode::NOT_FOUND, "{resumed}");
 }
+
+/// Opens a connection that sends a complete request, reads its response, and
+/// then sends the head of a create with `Content-Length: 100` and only 10
+/// bytes of body, and holds the socket open.
+async fn stall_request_body(app: &TestApp, token: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    // A served request first shows that the connection reached the service.
+    let probe = "GET /v1/health HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    stream.write_all(probe.as_bytes()).await.unwrap();
+    let mut buffer = [0u8; 4096];
+    let read = stream.read(&mut buffer).await.unwrap();
+    assert!(
+        buffer[..read].starts_with(b"HTTP/1.1 "),
+        "the probe was answered"
+    );
+    let head = format!(
+        "POST /v1/subscriptions HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"url\": \"h"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+}
+
+#[tokio::test]
+async fn sigterm_with_stalled_body_exits() {
+    let mut config = AppConfig::default();
+    config.set("server", "shutdown_grace_seconds", "2");
+    let mut app = TestApp::start_with(config).await;
+    let token = app.token(ACCOUNT);
+    let _stalled = stall_request_body(&app, &token).await;
+
+    // The body deadline (30 s by default) is far beyond this bound, so only
+    // the grace period can end the drain in time.
+    let exited = app.terminate_within(Duration::from_secs(15)).await;
+
+    let status = exited.expect("the service exits within the grace period and the final flush");
+    assert!(status.success(), "exit status {status:?}");
+    assert!(app.logs().contains("shutdown complete"), "{}", app.logs());
+}
+
+#[tokio::test]
+async fn stalled_body_answers_408() {
+    use tokio::io::AsyncReadExt;
+    let mut config = AppConfig::default();
+    config.set("server", "body_read_timeout_seconds", "1");
+    let app = TestApp::start_with(config).await;
+    let token = app.token(ACCOUNT);
+    let mut stream = stall_request_body(&app, &token).await;
+
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(15), async {
+        let mut buffer = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buffer).await.unwrap_or(0);
+            response.extend_from_slice(&buffer[..n]);
+            if n == 0 || response.contains(&b'}') {
+                break;
+            }
+        }
+    })
+    .await;
+
+    assert!(read.is_ok(), "no response within 15 s");
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("application/problem+json"), "{text}");
+    assert!(text.contains("did not fully arrive"), "{text}");
+    let (_, list) = app.get("/v1/subscriptions", &token).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 0, "{list}");
+}
