@@ -39,7 +39,8 @@ pub struct Claims {
     pub account_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<ScopeClaim>,
-    /// The scope claim under the name Azure AD and Okta use.
+    /// The scope claim under the name `scp`, which some identity providers
+    /// issue in place of `scope`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scp: Option<ScopeClaim>,
     pub exp: i64,
@@ -49,8 +50,8 @@ pub struct Claims {
     pub sub: Option<String>,
 }
 
-/// A `scope` or `scp` claim: one space-separated string (RFC 8693) or an
-/// array of scope strings, as several identity providers issue it.
+/// A `scope` or `scp` claim: one space-separated string or an array of
+/// scope strings, since identity providers issue both shapes.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ScopeClaim {

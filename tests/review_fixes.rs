@@ -1,5 +1,5 @@
 //! Input shapes that common clients and identity providers send, and races
-//! and stalls that used to end in a 500 or a hang: verification answered as a
+//! and stalls that used to end in a 500 or a hang: verification returned as a
 //! JSON string, every HTTP-date form of `Retry-After`, unpadded secrets, array
 //! and `scp` scopes, wider account ids, PUT of a GET response, non-UUID path
 //! ids, DELETE racing other commands, and SIGTERM with a stalled request body.
@@ -23,7 +23,7 @@ use warp::http::StatusCode;
 const ACCOUNT: &str = "northgate-holdings";
 const TYPE: &str = "valuation.updated";
 
-/// Starts a loopback endpoint that answers each verification request with
+/// Starts a loopback endpoint that responds to each verification request with
 /// `answer(challenge)` as an `application/json` body and every other request
 /// with an empty 200.
 async fn start_json_endpoint(answer: fn(&str) -> Value) -> String {
@@ -104,7 +104,7 @@ async fn retry_after_obsolete_date_forms() {
     assert_eq!(requests.len(), 3);
 
     // The dates were computed before publishing and have whole seconds, so
-    // they are a little closer than 300 s and 600 s when the answers arrive.
+    // they are a little closer than 300 s and 600 s when the responses arrive.
     let after_rfc850 = requests[1].at - requests[0].at;
     let after_asctime = requests[2].at - requests[1].at;
     assert!(
@@ -187,7 +187,7 @@ async fn account_ids_with_at_and_pipe() {
             "{account}: {list}"
         );
     }
-    // A prefix of another account's id sees none of its resources.
+    // A token for a prefix of another account's id gets none of its resources.
     let (status, list) = app.get("/v1/subscriptions", &app.token("acme")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list["data"].as_array().unwrap().len(), 0, "{list}");
@@ -475,12 +475,12 @@ async fn delete_during_resume_verification() {
     let resume_path = format!("{path}/resume");
     let resume = app.post_empty(&resume_path, &token);
     let delete = async {
-        let asked = wait_until(Duration::from_secs(10), || async {
+        let requested = wait_until(Duration::from_secs(10), || async {
             receiver.verifications().len() >= 2
         })
         .await;
         // The first verification request came from the create.
-        assert!(asked, "the resume sent a verification request");
+        assert!(requested, "the resume sent a verification request");
         app.delete(&path, &token).await
     };
     let ((resume_status, resumed), (delete_status, _)) = tokio::join!(resume, delete);

@@ -435,7 +435,7 @@ impl Engine {
     }
 }
 
-/// The error of a retry whose event's subscription was deleted.
+/// Returns the error for a retry whose event's subscription was deleted.
 fn subscription_deleted() -> EngineError {
     EngineError::Conflict("the event's subscription was deleted; it cannot be retried".into())
 }

@@ -36,9 +36,9 @@ pub enum SupervisorMsg {
 
 pub struct Supervisor;
 
-/// Maximum wait for a deleted subscription's actor to answer the requests
-/// already in its mailbox. Its handlers do no I/O but store writes, so this
-/// is only reached when the store stalls.
+/// Maximum wait for a deleted subscription's actor to reply to the requests
+/// already in its mailbox. Its handlers do no I/O other than store writes, so
+/// this is only reached when the store stalls.
 const DRAIN_ON_DELETE: Duration = Duration::from_secs(5);
 
 pub struct SupervisorArgs {
@@ -310,7 +310,7 @@ impl SupervisorState {
             self.by_actor.remove(&child.actor.get_id());
             // `stop` takes priority over the mailbox, so requests already
             // forwarded (a pause, a rotation) would lose their replies.
-            // Draining answers them first, and waiting keeps their writes
+            // Draining replies to them first, and waiting keeps their writes
             // from landing after the delete.
             let drained = child.actor.drain_and_wait(Some(DRAIN_ON_DELETE)).await;
             if let Err(error) = drained {

@@ -26,7 +26,7 @@ pub fn parse_uuid(raw: &str, field: &str) -> Result<uuid::Uuid, ApiError> {
 }
 
 /// Parses a UUID path parameter. A malformed id names no resource, so it
-/// answers 404 like an unknown id, with the field and the reason attached.
+/// returns 404 like an unknown id, with the field and the reason attached.
 pub fn parse_path_id(raw: &str, field: &str) -> Result<uuid::Uuid, ApiError> {
     uuid::Uuid::parse_str(raw).map_err(|_| {
         ApiError::MalformedId(FieldError::new(
