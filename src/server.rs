@@ -41,8 +41,12 @@ pub async fn run(
     // start the service on port 0 and find it.
     println!("listening on http://{address}");
 
-    // warp's graceful shutdown waits for every open connection without a
-    // limit, so the drain gets the grace period and then drops what is left.
+    // warp 0.4's graceful shutdown waits for every open connection without a
+    // limit, so the drain gets the grace period and then stops waiting. The
+    // connections left are closed when the process exits.
+    // NOTE: warp sets no hyper timer, so request heads have no read deadline.
+    // A client that stalls mid-head keeps its connection open until it closes
+    // it or this drain ends.
     let shutdown = shutdown.shared();
     let serve = warp::serve(routes(state))
         .incoming(listener)
@@ -57,7 +61,7 @@ pub async fn run(
     tokio::select! {
         () = serve => {}
         () = drain_deadline => {
-            tracing::warn!(grace_seconds = grace.as_secs_f64(), "HTTP requests still open after the shutdown grace period; closing them");
+            tracing::warn!(grace_seconds = grace.as_secs_f64(), "HTTP requests still open after the shutdown grace period; they end at exit");
         }
     }
     // Requests and deliveries share one grace period.
