@@ -38,12 +38,38 @@ impl Principal {
 pub struct Claims {
     pub account_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
+    pub scope: Option<ScopeClaim>,
+    /// The scope claim under the name `scp`, which some identity providers
+    /// issue in place of `scope`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scp: Option<ScopeClaim>,
     pub exp: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
+}
+
+/// A `scope` or `scp` claim: one space-separated string or an array of
+/// scope strings, since identity providers issue both shapes.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ScopeClaim {
+    Text(String),
+    List(Vec<String>),
+}
+
+impl ScopeClaim {
+    fn scopes(&self) -> Vec<String> {
+        match self {
+            Self::Text(text) => text.split_whitespace().map(str::to_string).collect(),
+            Self::List(items) => items
+                .iter()
+                .flat_map(|item| item.split_whitespace())
+                .map(str::to_string)
+                .collect(),
+        }
+    }
 }
 
 enum Keys {
@@ -142,12 +168,10 @@ impl Authenticator {
 
         let account = AccountId::parse(&data.claims.account_id)
             .map_err(|m| ApiError::InvalidToken(format!("the account_id claim {m}")))?;
-        let scopes = data
-            .claims
-            .scope
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(str::to_string)
+        let scopes = [&data.claims.scope, &data.claims.scp]
+            .into_iter()
+            .flatten()
+            .flat_map(ScopeClaim::scopes)
             .collect();
         Ok(Principal { account, scopes })
     }
@@ -307,7 +331,8 @@ pub fn issue_token(
     let now = chrono::Utc::now().timestamp();
     let claims = Claims {
         account_id: account.to_string(),
-        scope: scope.map(str::to_string),
+        scope: scope.map(|scope| ScopeClaim::Text(scope.to_string())),
+        scp: None,
         exp: now + ttl_seconds,
         iat: Some(now),
         sub: None,

@@ -36,6 +36,7 @@ pub struct ServerSettings {
     pub max_batch_body_bytes: usize,
     pub max_batch_events: usize,
     pub shutdown_grace_seconds: f64,
+    pub body_read_timeout_seconds: f64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -187,6 +188,14 @@ impl Settings {
             bail!(
                 "log.format must be \"text\" or \"json\"; got {:?}",
                 self.log.format
+            );
+        }
+        if !(self.server.body_read_timeout_seconds > 0.0
+            && self.server.body_read_timeout_seconds.is_finite())
+        {
+            bail!(
+                "server.body_read_timeout_seconds must be a positive number of seconds; got {}",
+                self.server.body_read_timeout_seconds
             );
         }
         if self.server.max_batch_events == 0 {

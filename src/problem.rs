@@ -22,6 +22,9 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0} not found")]
     NotFound(String),
+    /// A path id that is not a UUID, so it cannot name any resource.
+    #[error("malformed path id: {}", .0.field)]
+    MalformedId(FieldError),
     #[error("method not allowed")]
     MethodNotAllowed(Vec<&'static str>),
     #[error("conflict: {0}")]
@@ -31,6 +34,9 @@ pub enum ApiError {
     LimitExceeded(String),
     #[error("body too large")]
     PayloadTooLarge(usize),
+    /// The request body did not fully arrive within the deadline.
+    #[error("request body timed out after {0:?}")]
+    RequestTimeout(std::time::Duration),
     #[error("unsupported media type")]
     UnsupportedMediaType,
     #[error("endpoint verification failed: {0}")]
@@ -64,12 +70,13 @@ impl ApiError {
             | ApiError::VerificationFailed(_) => StatusCode::BAD_REQUEST,
             ApiError::MissingToken | ApiError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) | ApiError::MalformedId(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             // 409: the request conflicts with the account's current state and
             // succeeds once the caller frees room, for example by a delete.
             ApiError::Conflict(_) | ApiError::LimitExceeded(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -85,11 +92,12 @@ impl ApiError {
             }
             ApiError::MissingToken | ApiError::InvalidToken(_) => ("unauthorized", "Unauthorized"),
             ApiError::Forbidden(_) => ("forbidden", "Forbidden"),
-            ApiError::NotFound(_) => ("not-found", "Not found"),
+            ApiError::NotFound(_) | ApiError::MalformedId(_) => ("not-found", "Not found"),
             ApiError::MethodNotAllowed(_) => ("method-not-allowed", "Method not allowed"),
             ApiError::Conflict(_) => ("conflict", "Conflict"),
             ApiError::LimitExceeded(_) => ("limit-exceeded", "Limit exceeded"),
             ApiError::PayloadTooLarge(_) => ("payload-too-large", "Payload too large"),
+            ApiError::RequestTimeout(_) => ("request-timeout", "Request timeout"),
             ApiError::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
             ApiError::Unavailable(_) => ("service-unavailable", "Service unavailable"),
             ApiError::Internal(_) => ("internal-error", "Internal server error"),
@@ -115,6 +123,10 @@ impl ApiError {
                 "No route matches this method and path. GET /v1/openapi.json lists the API.".into()
             }
             ApiError::NotFound(what) => format!("No {what} with this id exists in your account."),
+            ApiError::MalformedId(error) => format!(
+                "No resource has this id: {} {}.",
+                error.field, error.message
+            ),
             ApiError::MethodNotAllowed(allowed) => {
                 format!("This path accepts: {}.", allowed.join(", "))
             }
@@ -125,11 +137,15 @@ impl ApiError {
             ApiError::PayloadTooLarge(limit) => {
                 format!("The request body exceeds the limit of {limit} bytes.")
             }
+            ApiError::RequestTimeout(deadline) => format!(
+                "The request body did not fully arrive within {} seconds. Send the whole body promptly.",
+                deadline.as_secs_f64()
+            ),
             ApiError::UnsupportedMediaType => {
                 "Send the body as 'Content-Type: application/json'.".into()
             }
             ApiError::VerificationFailed(reason) => format!(
-                "The endpoint did not pass verification: {reason}. It must respond to the signed webhook.verification request with a 2xx status and a body that is the challenge or {{\"challenge\": \"<challenge>\"}}."
+                "The endpoint did not pass verification: {reason}. It must respond to the signed webhook.verification request with a 2xx status and a body that is the challenge, the challenge as a JSON string, or {{\"challenge\": \"<challenge>\"}}."
             ),
             ApiError::Unavailable(_) => {
                 "The service cannot store data right now. Retry the request later.".into()
@@ -145,6 +161,7 @@ impl ApiError {
         let (slug, title) = self.slug_and_title();
         let field_errors = match self {
             ApiError::Validation(errors) => Some(errors.clone()),
+            ApiError::MalformedId(error) => Some(vec![error.clone()]),
             ApiError::MalformedBody(_, Some(field)) => Some(vec![FieldError::new(
                 field.clone(),
                 "has the wrong type or value; see detail",

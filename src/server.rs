@@ -3,10 +3,11 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use argus_webhooks_actors::Engine;
+use futures_util::FutureExt as _;
 use tokio::net::TcpListener;
 
 use crate::api::{AppState, routes};
@@ -40,13 +41,33 @@ pub async fn run(
     // start the service on port 0 and find it.
     println!("listening on http://{address}");
 
-    warp::serve(routes(state))
+    // warp 0.4's graceful shutdown waits for every open connection without a
+    // limit, so the drain gets the grace period and then stops waiting. The
+    // connections left are closed when the process exits.
+    // NOTE: warp sets no hyper timer, so request heads have no read deadline.
+    // A client that stalls mid-head keeps its connection open until it closes
+    // it or this drain ends.
+    let shutdown = shutdown.shared();
+    let serve = warp::serve(routes(state))
         .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+        .graceful(shutdown.clone())
+        .run();
+    let mut drain_started = None;
+    let drain_deadline = async {
+        shutdown.await;
+        drain_started = Some(Instant::now());
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        () = serve => {}
+        () = drain_deadline => {
+            tracing::warn!(grace_seconds = grace.as_secs_f64(), "HTTP requests still open after the shutdown grace period; they end at exit");
+        }
+    }
+    // Requests and deliveries share one grace period.
+    let left = grace.saturating_sub(drain_started.map_or(Duration::ZERO, |at| at.elapsed()));
     tracing::info!("stopped accepting requests; draining deliveries");
-    engine.shutdown(grace).await;
+    engine.shutdown(left).await;
     tracing::info!("shutdown complete");
     Ok(())
 }

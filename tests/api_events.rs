@@ -273,7 +273,7 @@ async fn get_event_shows_payload_and_attempts() {
     let (status, problem) = app.get(&format!("/v1/events/{MISSING_ID}"), &token).await;
     assert_problem(status, &problem, 404);
     let (status, problem) = app.get("/v1/events/not-a-uuid", &token).await;
-    assert_problem(status, &problem, 400);
+    assert_problem(status, &problem, 404);
     assert_eq!(error_fields(&problem), vec!["eventId"]);
 }
 
@@ -364,7 +364,7 @@ async fn retry_redelivers_finished_events() {
         .await;
     assert_problem(status, &problem, 404);
     let (status, problem) = app.post_empty("/v1/events/nope/retry", &token).await;
-    assert_problem(status, &problem, 400);
+    assert_problem(status, &problem, 404);
 }
 
 #[tokio::test]

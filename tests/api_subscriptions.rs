@@ -367,14 +367,14 @@ async fn get_and_path_errors() {
             None,
         )
         .await;
-        assert_problem(status, &problem, 400);
+        assert_problem(status, &problem, 404);
         assert_eq!(error_fields(&problem), vec!["subscriptionId"], "{suffix}");
     }
     let body = json!({"url": "http://127.0.0.1:9/h", "eventTypes": ["lease.created"]});
     let (status, problem) = app.put("/v1/subscriptions/not-a-uuid", &token, &body).await;
-    assert_problem(status, &problem, 400);
+    assert_problem(status, &problem, 404);
     let (status, problem) = app.delete("/v1/subscriptions/not-a-uuid", &token).await;
-    assert_problem(status, &problem, 400);
+    assert_problem(status, &problem, 404);
 }
 
 #[tokio::test]

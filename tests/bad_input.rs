@@ -423,13 +423,22 @@ async fn ingest_bodies() {
 #[tokio::test]
 async fn paths_and_queries() {
     let app = TestApp::start().await;
-    let cases = [
+    // A path id that is not a UUID names no resource: 404, naming the field.
+    let malformed_ids = [
         ("/v1/subscriptions/not-a-uuid", "subscriptionId"),
         ("/v1/subscriptions/%00", "subscriptionId"),
+        ("/v1/subscriptions/%FF%FE", "subscriptionId"),
         ("/v1/events/12345", "eventId"),
+    ];
+    for (path, field) in malformed_ids {
+        let answer = get(&app, path).await;
+        assert_problem(&answer, 404, field, path);
+        let detail = answer.body["detail"].as_str().unwrap_or("");
+        assert!(detail.contains("must be a UUID"), "{path}: {detail}");
+    }
+    let cases = [
         ("/v1/events?subscriptionId=zzz", "subscriptionId"),
         ("/v1/events?subscriptionId=%FF%FE", "subscriptionId"),
-        ("/v1/subscriptions/%FF%FE", "subscriptionId"),
         ("/v1/events?page=0", "page"),
         ("/v1/events?page=-1", "page"),
         ("/v1/events?page=abc", "page"),
@@ -458,7 +467,7 @@ async fn paths_and_queries() {
         Vec::new(),
     )
     .await;
-    assert_problem(&post, 400, "eventId", "retry with a bad id");
+    assert_problem(&post, 404, "eventId", "retry with a bad id");
 
     for path in [
         "/v1/events?page=1&pageSize=100",

@@ -462,8 +462,8 @@ impl DeliveryClient {
     }
 
     /// Sends the verification challenge, signed with each of `secrets`, and
-    /// checks the response: a 2xx whose body is the challenge itself or a JSON
-    /// object with that `challenge`.
+    /// checks the response: a 2xx whose body is the challenge itself, a JSON
+    /// string equal to it, or a JSON object with that `challenge`.
     pub async fn verify_endpoint(
         &self,
         url: &EndpointUrl,
@@ -491,20 +491,11 @@ impl DeliveryClient {
             )));
         }
         let answer = report.body.unwrap_or_default();
-        if answer.trim() == challenge {
-            return Ok(());
-        }
-        let echoed = serde_json::from_str::<serde_json::Value>(&answer)
-            .ok()
-            .and_then(|v| {
-                v.get("challenge")
-                    .and_then(|c| c.as_str().map(str::to_string))
-            });
-        if echoed.as_deref() == Some(challenge.as_str()) {
+        if echoes_challenge(&answer, &challenge) {
             return Ok(());
         }
         Err(VerifyError::Failed(format!(
-            "the endpoint responded with {} but its body is neither the challenge nor a JSON object whose \"challenge\" equals it",
+            "the endpoint responded with {} but its body is neither the challenge, nor a JSON string equal to it, nor a JSON object whose \"challenge\" equals it",
             report.status.unwrap_or_default()
         )))
     }
@@ -570,6 +561,21 @@ fn origin_of(url: &str) -> &str {
         .find(['/', '?', '#'])
         .map_or(url.len(), |i| after_scheme + i);
     &url[..end]
+}
+
+/// True when a verification response body returns `challenge` in one of the
+/// accepted forms: the bare challenge, a JSON string equal to it (what
+/// FastAPI's `return challenge` and Express's `res.json(challenge)` send),
+/// or a JSON object whose `challenge` member equals it.
+fn echoes_challenge(answer: &str, challenge: &str) -> bool {
+    if answer.trim() == challenge {
+        return true;
+    }
+    match serde_json::from_str::<serde_json::Value>(answer) {
+        Ok(serde_json::Value::String(echoed)) => echoed == challenge,
+        Ok(value) => value.get("challenge").and_then(|c| c.as_str()) == Some(challenge),
+        Err(_) => false,
+    }
 }
 
 /// True when the connection closed before a complete response head arrived,

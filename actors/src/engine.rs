@@ -265,14 +265,16 @@ impl Engine {
             .get_subscription(event.subscription_id)?
             .is_none()
         {
-            return Err(EngineError::Conflict(
-                "the event's subscription was deleted; it cannot be retried".into(),
-            ));
+            return Err(subscription_deleted());
         }
         self.ask_actor(event.subscription_id, |reply| {
             SubscriptionMsg::Retry(id, reply)
         })
         .await
+        .map_err(|error| match error {
+            EngineError::NotFound("subscription") => subscription_deleted(),
+            other => other,
+        })
     }
 
     /// Stores and fans out platform events; one result per input, in order.
@@ -418,10 +420,24 @@ impl Engine {
         self.supervisor
             .cast(SupervisorMsg::Forward(id, build(sender)))
             .map_err(|_| EngineError::Unavailable("the engine is not running".into()))?;
-        receiver.await.map_err(|_| {
-            EngineError::Internal("the subscription actor stopped before it replied".into())
-        })?
+        match receiver.await {
+            Ok(result) => result,
+            // The actor stopped without replying. A delete that raced this
+            // request is the expected cause, and then the request is for a
+            // subscription that no longer exists.
+            Err(_) => match self.ctx.store.get_subscription(id)? {
+                None => Err(EngineError::NotFound("subscription")),
+                Some(_) => Err(EngineError::Internal(
+                    "the subscription actor stopped before it replied".into(),
+                )),
+            },
+        }
     }
+}
+
+/// Returns the error for a retry whose event's subscription was deleted.
+fn subscription_deleted() -> EngineError {
+    EngineError::Conflict("the event's subscription was deleted; it cannot be retried".into())
 }
 
 /// Probes an unhealthy store every second with a small write and flush, so

@@ -5,7 +5,9 @@ use std::fmt;
 use std::str::FromStr;
 
 use base64::Engine as _;
+use base64::alphabet;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -396,19 +398,19 @@ impl RetryPolicy {
 }
 
 /// Account that owns subscriptions and events, taken from the token's
-/// `account_id` claim or the ingested event.
+/// `account_id` claim or the ingested event. Only visible ASCII (0x21 to
+/// 0x7E), so ids such as `acme@corp` and `auth0|123` work, while the store's
+/// 0x00 key separator, control characters and spaces never appear in one.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct AccountId(String);
 
 impl AccountId {
     pub fn parse(value: &str) -> Result<Self, String> {
-        let valid_chars = value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'));
+        let valid_chars = value.bytes().all(|b| b.is_ascii_graphic());
         if value.is_empty() || value.len() > MAX_ACCOUNT_ID_LENGTH || !valid_chars {
             return Err(format!(
-                "must be 1 to {MAX_ACCOUNT_ID_LENGTH} characters of A-Z, a-z, 0-9, '.', '_', ':' or '-'"
+                "must be 1 to {MAX_ACCOUNT_ID_LENGTH} visible ASCII characters (no spaces or control characters)"
             ));
         }
         Ok(Self(value.to_string()))
@@ -513,8 +515,14 @@ impl fmt::Display for EndpointUrl {
     }
 }
 
+/// Standard base64 that decodes input with or without `=` padding.
+const BASE64_ANY_PADDING: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
 /// A Standard Webhooks signing secret: `whsec_` followed by base64 of 24 to 64
-/// bytes. `Debug` never prints the key.
+/// bytes. `Debug` never prints the key, and `expose` always pads.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct SigningSecret {
@@ -532,10 +540,15 @@ impl SigningSecret {
         Self { key: key.to_vec() }
     }
 
+    /// Parses `whsec_` plus standard base64 with or without `=` padding,
+    /// because several Standard Webhooks libraries print secrets unpadded.
     pub fn parse(value: &str) -> Result<Self, String> {
-        let accepted = "must be 'whsec_' followed by standard base64 of 24 to 64 bytes";
+        let accepted =
+            "must be 'whsec_' followed by standard base64 (padding optional) of 24 to 64 bytes";
         let encoded = value.strip_prefix(Self::PREFIX).ok_or(accepted)?;
-        let key = BASE64.decode(encoded).map_err(|_| accepted.to_string())?;
+        let key = BASE64_ANY_PADDING
+            .decode(encoded)
+            .map_err(|_| accepted.to_string())?;
         if !(Self::MIN_KEY_BYTES..=Self::MAX_KEY_BYTES).contains(&key.len()) {
             return Err(format!("{accepted}; the key has {} bytes", key.len()));
         }
@@ -736,6 +749,13 @@ mod tests {
         let secret = SigningSecret::generate();
         assert_eq!(SigningSecret::parse(&secret.expose()).unwrap(), secret);
         assert!(SigningSecret::parse("whsec_c2hvcnQ=").is_err());
+        let unpadded = secret.expose().trim_end_matches('=').to_string();
+        assert_ne!(unpadded, secret.expose(), "32 bytes encode with padding");
+        assert_eq!(SigningSecret::parse(&unpadded).unwrap(), secret);
+        assert_eq!(
+            SigningSecret::parse(&unpadded).unwrap().expose(),
+            secret.expose()
+        );
         assert!(SigningSecret::parse("nope").is_err());
         assert!(!format!("{secret:?}").contains(&secret.expose()[6..]));
     }

@@ -30,15 +30,16 @@ pub fn next_delay(scheduled: Duration, retry_after: Option<Duration>) -> Duratio
     }
 }
 
-/// Parses a `Retry-After` value: delay seconds or an HTTP-date (RFC 9110).
+/// Parses a `Retry-After` value: delay seconds or an HTTP-date in any of the
+/// three forms RFC 9110 allows (IMF-fixdate, RFC 850 and asctime).
 /// A date in the past gives zero; anything unparsable gives `None`.
 pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     let value = value.trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
-    let date = DateTime::parse_from_rfc2822(value).ok()?;
-    let delta = date.with_timezone(&Utc) - now;
+    let date = DateTime::<Utc>::from(httpdate::parse_http_date(value).ok()?);
+    let delta = date - now;
     Some(delta.to_std().unwrap_or(Duration::ZERO))
 }
 
@@ -110,6 +111,16 @@ mod tests {
         assert_eq!(
             parse_retry_after("Fri, 04 Dec 2026 10:02:00 GMT", now),
             Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Friday, 04-Dec-26 10:02:00 GMT", now),
+            Some(Duration::from_secs(120)),
+            "RFC 850 form"
+        );
+        assert_eq!(
+            parse_retry_after("Fri Dec  4 10:02:00 2026", now),
+            Some(Duration::from_secs(120)),
+            "asctime form"
         );
         assert_eq!(
             parse_retry_after("Fri, 04 Dec 2026 09:00:00 GMT", now),

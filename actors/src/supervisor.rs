@@ -36,6 +36,11 @@ pub enum SupervisorMsg {
 
 pub struct Supervisor;
 
+/// Maximum wait for a deleted subscription's actor to reply to the requests
+/// already in its mailbox. Its handlers do no I/O other than store writes, so
+/// this is only reached when the store stalls.
+const DRAIN_ON_DELETE: Duration = Duration::from_secs(5);
+
 pub struct SupervisorArgs {
     pub ctx: Arc<Context>,
 }
@@ -128,7 +133,7 @@ impl Actor for Supervisor {
         match message {
             SupervisorMsg::Forward(id, msg) => state.forward(&myself, id, msg).await,
             SupervisorMsg::Create(sub, reply) => state.create(sub, reply),
-            SupervisorMsg::Delete(id, reply) => state.delete(id, reply),
+            SupervisorMsg::Delete(id, reply) => state.delete(id, reply).await,
             SupervisorMsg::IdleStop { id, received } => {
                 if let Some(child) = state.children.get(&id)
                     && child.forwarded == received
@@ -289,7 +294,7 @@ impl SupervisorState {
         });
     }
 
-    fn delete(&mut self, id: SubscriptionId, reply: Reply<()>) {
+    async fn delete(&mut self, id: SubscriptionId, reply: Reply<()>) {
         let sub = match self.ctx.store.get_subscription(id) {
             Ok(Some(sub)) => sub,
             Ok(None) => {
@@ -303,7 +308,15 @@ impl SupervisorState {
         };
         if let Some(child) = self.children.remove(&id) {
             self.by_actor.remove(&child.actor.get_id());
-            child.actor.stop(Some("deleted".into()));
+            // `stop` takes priority over the mailbox, so requests already
+            // forwarded (a pause, a rotation) would lose their replies.
+            // Draining replies to them first, and waiting keeps their writes
+            // from landing after the delete.
+            let drained = child.actor.drain_and_wait(Some(DRAIN_ON_DELETE)).await;
+            if let Err(error) = drained {
+                tracing::warn!(subscription_id = %id, %error, "subscription actor did not drain in time; stopping it");
+                child.actor.stop(Some("deleted".into()));
+            }
         }
         if let Err(error) = self.ctx.store.delete_subscription(&sub) {
             let _ = reply.send(Err(error.into()));

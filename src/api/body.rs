@@ -1,6 +1,8 @@
 //! Reading and parsing request bodies: size limits, content type, and JSON
 //! errors that name the field.
 
+use std::time::Duration;
+
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
@@ -9,8 +11,20 @@ use warp::http::HeaderMap;
 use super::BodyStream;
 use crate::problem::ApiError;
 
-/// Reads the body, failing with 413 as soon as it exceeds `limit` bytes.
-pub async fn read_limited(mut body: BodyStream, limit: usize) -> Result<Bytes, ApiError> {
+/// Reads the body, failing with 413 as soon as it exceeds `limit` bytes and
+/// with 408 when it has not fully arrived after `deadline`, so a stalled
+/// client cannot hold a request, and with it shutdown, open for ever.
+pub async fn read_limited(
+    body: BodyStream,
+    limit: usize,
+    deadline: Duration,
+) -> Result<Bytes, ApiError> {
+    tokio::time::timeout(deadline, read_all(body, limit))
+        .await
+        .map_err(|_| ApiError::RequestTimeout(deadline))?
+}
+
+async fn read_all(mut body: BodyStream, limit: usize) -> Result<Bytes, ApiError> {
     let mut buffer = BytesMut::new();
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| {

@@ -9,6 +9,7 @@ use argus_webhooks_actors::model::{
 };
 use argus_webhooks_actors::{IngestOutcome, TestResult};
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -35,6 +36,21 @@ pub struct SubscriptionInput {
     pub retry_policy: Option<RetryPolicyInput>,
     #[serde(default, deserialize_with = "present")]
     pub secret: Option<String>,
+    // Output-only fields of the `Subscription` response, so a client can PUT
+    // back what GET returned. Updates ignore them and creates reject them.
+    // `secret` is not among them: updates reject it too.
+    #[serde(default)]
+    id: Option<IgnoredAny>,
+    #[serde(default)]
+    status: Option<IgnoredAny>,
+    #[serde(default)]
+    status_reason: Option<IgnoredAny>,
+    #[serde(default)]
+    created_at: Option<IgnoredAny>,
+    #[serde(default)]
+    updated_at: Option<IgnoredAny>,
+    #[serde(default)]
+    previous_secret_expires_at: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -49,6 +65,24 @@ pub struct RetryPolicyInput {
 }
 
 impl SubscriptionInput {
+    /// Names the output-only `Subscription` fields present in the body.
+    pub fn read_only_fields(&self) -> Vec<&'static str> {
+        [
+            ("id", self.id.is_some()),
+            ("status", self.status.is_some()),
+            ("statusReason", self.status_reason.is_some()),
+            ("createdAt", self.created_at.is_some()),
+            ("updatedAt", self.updated_at.is_some()),
+            (
+                "previousSecretExpiresAt",
+                self.previous_secret_expires_at.is_some(),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(name, present)| present.then_some(name))
+        .collect()
+    }
+
     /// Validates every field, collecting all problems at once.
     pub fn into_spec(
         self,

@@ -8,7 +8,7 @@ use warp::reply::Response;
 
 use super::body::query_pairs;
 use super::dto::{EventList, EventView, Pagination};
-use super::subscriptions::{parse_uuid, truncate};
+use super::subscriptions::{parse_path_id, parse_uuid, truncate};
 use super::{AppState, Request, json};
 use crate::auth::Principal;
 use crate::problem::ApiError;
@@ -127,7 +127,7 @@ pub async fn list(
 }
 
 fn event_id(request: &Request) -> Result<EventId, ApiError> {
-    parse_uuid(&request.params[0], "eventId").map(EventId)
+    parse_path_id(&request.params[0], "eventId").map(EventId)
 }
 
 pub async fn get(

@@ -291,7 +291,8 @@ async fn handle(
         RouteId::IngestBatch => state.settings.server.max_batch_body_bytes,
         _ => state.settings.server.max_body_bytes,
     };
-    let body = body::read_limited(body, limit).await?;
+    let deadline = Duration::from_secs_f64(state.settings.server.body_read_timeout_seconds);
+    let body = body::read_limited(body, limit, deadline).await?;
     let request = Request {
         params,
         query,

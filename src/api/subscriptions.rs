@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use argus_webhooks_actors::FieldError;
 use argus_webhooks_actors::model::{EventType, SubscriptionId, SubscriptionStatus};
 use warp::http::StatusCode;
 use warp::reply::Response;
@@ -24,8 +25,19 @@ pub fn parse_uuid(raw: &str, field: &str) -> Result<uuid::Uuid, ApiError> {
         .map_err(|_| ApiError::field(field, format!("must be a UUID; got '{}'", truncate(raw))))
 }
 
+/// Parses a UUID path parameter. A malformed id names no resource, so it
+/// returns 404 like an unknown id, with the field and the reason attached.
+pub fn parse_path_id(raw: &str, field: &str) -> Result<uuid::Uuid, ApiError> {
+    uuid::Uuid::parse_str(raw).map_err(|_| {
+        ApiError::MalformedId(FieldError::new(
+            field,
+            format!("must be a UUID; got '{}'", truncate(raw)),
+        ))
+    })
+}
+
 fn subscription_id(request: &Request) -> Result<SubscriptionId, ApiError> {
-    parse_uuid(&request.params[0], "subscriptionId").map(SubscriptionId)
+    parse_path_id(&request.params[0], "subscriptionId").map(SubscriptionId)
 }
 
 /// Shortens a value echoed in an error message.
@@ -80,6 +92,16 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     require_json(&request.headers)?;
     let input: SubscriptionInput = parse_json(&request.body)?;
+    let read_only = input.read_only_fields();
+    if !read_only.is_empty() {
+        let errors = read_only
+            .into_iter()
+            .map(|field| {
+                FieldError::new(field, "is set by the service and cannot be sent on create")
+            })
+            .collect();
+        return Err(ApiError::Validation(errors));
+    }
     let (spec, secret) =
         input.into_spec(state.settings.delivery.allow_http, &state.settings.limits)?;
     let sub = state
