@@ -5,6 +5,10 @@ use std::collections::BTreeSet;
 use super::keys::*;
 use super::*;
 
+/// Ingest groups of at least this many records are applied to sled at
+/// once instead of staged.
+const DIRECT_WRITE_RECORDS: usize = 64;
+
 impl Store {
     // --- ingest ----------------------------------------------------------
 
@@ -32,7 +36,19 @@ impl Store {
                 &[][..],
             );
         }
-        self.inner.staging.stage(batch);
+        if accepted.len() + events.len() >= DIRECT_WRITE_RECORDS {
+            // A large group costs more to insert than sled's two buffer
+            // writes, so the caller applies it and the flusher stays free.
+            // Its keys are all new, so no staged write can be older.
+            self.track(
+                self.inner
+                    .db
+                    .apply_batch(batch.into_batch())
+                    .map_err(StoreError::from),
+            )?;
+        } else {
+            self.inner.staging.stage(batch);
+        }
         self.inner
             .unfinished
             .fetch_add(events.len() as i64, Ordering::Relaxed);

@@ -29,6 +29,17 @@ impl Writes {
     pub(super) fn remove(&mut self, key: Vec<u8>) {
         self.0.push((key, None));
     }
+
+    pub(super) fn into_batch(self) -> sled::Batch {
+        let mut batch = sled::Batch::default();
+        for (key, value) in self.0 {
+            match value {
+                Some(value) => batch.insert(key, value),
+                None => batch.remove(key),
+            }
+        }
+        batch
+    }
 }
 
 #[derive(Default)]
