@@ -299,6 +299,31 @@ pub async fn isolation(args: &Args, receiver: &Receiver) -> anyhow::Result<Vec<S
         args.isolation_seconds,
     )
     .await?;
+    drop(shared);
+
+    // Control: as many subscriptions to the same event type whose endpoints
+    // answer at once. It has the same fan-out as the hanging run, so the two
+    // differ only in whether the other endpoints hang.
+    let responsive = Receiver::start().await?;
+    let control = start(args, settings())?;
+    subscribe(
+        &control,
+        &responsive,
+        "responsive",
+        EVENT_TYPE,
+        args.hanging as usize,
+    )
+    .await?;
+    control
+        .create_subscription(&receiver.url("healthy"), EVENT_TYPE)
+        .await?;
+    let (control_p50, control_p99) = measure_latency(
+        &control,
+        receiver,
+        args.isolation_rate,
+        args.isolation_seconds,
+    )
+    .await?;
     let rate = args.isolation_rate;
     let n = args.hanging;
     Ok(vec![
@@ -336,6 +361,27 @@ pub async fn isolation(args: &Args, receiver: &Receiver) -> anyhow::Result<Vec<S
             shared_p99 / alone_p99,
             Versus::Nothing,
             Target::AtMost(1.5),
+        ),
+        Sample::new(
+            format!("control, beside {n} responsive: p50 at {rate}/s"),
+            "ms",
+            control_p50,
+            Versus::P50,
+            Target::None,
+        ),
+        Sample::new(
+            format!("control, beside {n} responsive: p99 at {rate}/s"),
+            "ms",
+            control_p99,
+            Versus::P99,
+            Target::None,
+        ),
+        Sample::new(
+            "p99 beside hanging / p99 beside responsive",
+            "ratio",
+            shared_p99 / control_p99,
+            Versus::Nothing,
+            Target::None,
         ),
     ])
 }
