@@ -172,7 +172,7 @@ async fn closed_pooled_connection_not_a_failure() {
 }
 
 #[tokio::test]
-async fn endpoint_that_closes_without_answering_gets_one_request_per_attempt() {
+async fn closed_without_response_sent_once() {
     let app = TestApp::start().await;
     // Every connection is new, as none ever carried a response, so the
     // resend meant for stale pooled connections must not double the requests.

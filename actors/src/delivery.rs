@@ -225,9 +225,9 @@ pub struct DeliveryClient {
     overrides: Arc<DnsOverrides>,
     permits: Arc<Semaphore>,
     config: Arc<DeliveryConfig>,
-    /// When each origin last answered, so a request that fails on a closed
-    /// connection is sent again only when a pooled connection may have been
-    /// reused.
+    /// When each origin last responded on a connection it kept open, so a
+    /// request that fails on a closed connection is sent again only when a
+    /// pooled connection may have been reused.
     answered: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
@@ -255,8 +255,8 @@ impl DeliveryClient {
             // overrun ends with the same message whatever stage it stalled in.
             .connect_timeout(config.connect_timeout)
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            // Every connection that an attempt used may stay idle for the
-            // next one; a smaller bound closed connections that the next
+            // Every connection that an attempt used may wait in the pool for
+            // the next one. A smaller bound closed connections that the next
             // attempts then opened again, so the service-wide limit bounds it.
             .pool_max_idle_per_host(config.max_in_flight_total.max(1))
             .user_agent(user_agent)
@@ -430,7 +430,7 @@ impl DeliveryClient {
         })
     }
 
-    /// True when `origin` answered on a connection it kept open within the
+    /// True when `origin` responded on a connection it kept open within the
     /// pool's idle timeout, so the connection a request just used may have
     /// been a pooled one.
     fn may_reuse(&self, origin: &str) -> bool {

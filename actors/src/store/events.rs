@@ -73,7 +73,7 @@ impl Store {
     }
 
     /// Stages an event with its index entries and queue change as one group,
-    /// and asks for a flush within [`LAZY_FLUSH_DELAY`].
+    /// and requests a flush within [`LAZY_FLUSH_DELAY`].
     /// `previous` is the status the event had before, to keep the count of
     /// unfinished events exact.
     pub fn put_event(

@@ -17,7 +17,7 @@
 //! Event ids are UUID v7, so every index lists events in creation order.
 //! Writes are applied to sled's memory at once; [`Store::flush`] makes them
 //! durable, and concurrent callers share one flush (group commit).
-//! [`Store::flush_soon`] asks for a flush without waiting for it; such
+//! [`Store::flush_soon`] requests a flush without waiting for it. Such
 //! requests are gathered for [`LAZY_FLUSH_DELAY`] and share one flush.
 //! Event writes are staged in memory and applied to sled as one batch before
 //! each flush; see the `staging` module for why.
@@ -245,7 +245,7 @@ impl Store {
         result
     }
 
-    /// Asks for a flush within [`LAZY_FLUSH_DELAY`] without waiting for it.
+    /// Requests a flush within [`LAZY_FLUSH_DELAY`] without waiting for it.
     /// Any number of calls before the flusher starts share one request.
     pub fn flush_soon(&self) {
         if !self.inner.flush_soon_pending.swap(true, Ordering::AcqRel) {
@@ -279,7 +279,7 @@ impl Store {
         }
     }
 
-    /// Stages `writes` and asks for the flush that applies them.
+    /// Stages `writes` and requests the flush that applies them.
     fn stage(&self, writes: staging::Writes) {
         self.inner.staging.stage(writes);
         self.flush_soon();

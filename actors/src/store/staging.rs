@@ -1,9 +1,9 @@
 //! Event writes staged in memory and applied to sled in groups.
 //!
 //! sled 0.34 writes and syncs its current IO buffer twice for every
-//! `apply_batch` (`pin_log` seals the buffer before and after it reserves the
-//! batch), so a batch per recorded attempt cost two synchronous disk writes
-//! and blocked the actor that made it. Event writes are therefore staged
+//! `apply_batch`, because `pin_log` seals the buffer before and after it
+//! reserves the batch. A batch per recorded attempt therefore cost two
+//! synchronous disk writes and blocked the actor that made it. Event writes are therefore staged
 //! here and applied as one batch by the flusher, which runs within
 //! [`super::LAZY_FLUSH_DELAY`] of a write and before every flush a caller
 //! waits for. Point reads look here before they look in sled, so a reader
@@ -65,8 +65,8 @@ impl Staging {
         }
     }
 
-    /// The staged value of `key`: `Some(None)` when its removal is staged,
-    /// `None` when nothing is staged for it.
+    /// Returns the staged value of `key`: `Some(None)` when its removal is
+    /// staged, `None` when nothing is staged for it.
     pub(super) fn get(&self, key: &[u8]) -> Option<Option<IVec>> {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(value) = state.current.get(key) {

@@ -302,7 +302,7 @@ pub async fn isolation(args: &Args, receiver: &Receiver) -> anyhow::Result<Vec<S
     drop(shared);
 
     // Control: as many subscriptions to the same event type whose endpoints
-    // answer at once. It has the same fan-out as the hanging run, so the two
+    // respond at once. It has the same fan-out as the hanging run, so the two
     // differ only in whether the other endpoints hang.
     let responsive = Receiver::start().await?;
     let control = start(args, settings())?;
