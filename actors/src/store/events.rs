@@ -325,6 +325,11 @@ impl Store {
             self.inner.db.transaction(|tx| {
                 let mut removed = Vec::new();
                 for key in keys {
+                    if self.inner.staging.get(key).is_some() {
+                        // Changed since the scan, for example by a manual
+                        // retry; a later pruning run looks at it again.
+                        continue;
+                    }
                     let Some(value) = tx.get(key)? else { continue };
                     let Ok(event) = decode::<EventRecord>(&value) else {
                         continue;
