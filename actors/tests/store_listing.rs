@@ -138,3 +138,41 @@ fn check(store: &Store, account: &AccountId, sub_a: SubscriptionId) {
     ranged.status = Some(EventStatus::Pending);
     assert_eq!(store.list_events(&ranged).unwrap().total, 23);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_fails_count_each_event_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let account = AccountId::parse("acme-capital").unwrap();
+    let sub = SubscriptionId(uuid::Uuid::new_v4());
+    let store = Store::open(&config(dir.path())).unwrap();
+    let events: Vec<EventRecord> = (0..2_000)
+        .map(|_| record(&account, sub, EventType::LeaseCreated))
+        .collect();
+    for chunk in events.chunks(10) {
+        store.write_ingest(&[], chunk).unwrap();
+    }
+    store.flush().await.unwrap();
+
+    // A disable and a delete may both fail the same subscription's events.
+    let runs: Vec<_> = (0..3)
+        .map(|_| {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || store.fail_unfinished(sub, "disabled").unwrap())
+        })
+        .collect();
+    let mut changed = 0;
+    for run in runs {
+        changed += run.await.unwrap();
+    }
+    assert_eq!(changed, 2_000, "each event was failed by exactly one run");
+
+    let total = |status| {
+        let mut q = query(&account);
+        q.status = status;
+        store.list_events(&q).unwrap().total
+    };
+    assert_eq!(total(Some(EventStatus::Failed)), 2_000);
+    assert_eq!(total(Some(EventStatus::Pending)), 0);
+    assert_eq!(total(None), 2_000);
+    assert_eq!(store.unfinished_count(), 0);
+}

@@ -39,7 +39,9 @@ impl Store {
         if accepted.len() + events.len() >= DIRECT_WRITE_RECORDS {
             // A large group costs more to insert than sled's two buffer
             // writes, so the caller applies it and the flusher stays free.
-            // Its keys are all new, so no staged write can be older.
+            // Smaller groups staged before it go first, so queues keep the
+            // order of ingest.
+            self.apply_staged()?;
             self.track(
                 self.inner
                     .db
@@ -73,16 +75,42 @@ impl Store {
     }
 
     /// Stages an event with its index entries and queue change as one group,
-    /// and requests a flush within [`LAZY_FLUSH_DELAY`].
-    /// `previous` is the status the event had before, to keep the count of
-    /// unfinished events exact.
+    /// and requests a flush within [`LAZY_FLUSH_DELAY`]. `previous` is the
+    /// status the caller read; the counts use the stored status when there
+    /// is one, because another writer may have changed it since.
     pub fn put_event(
         &self,
         event: &EventRecord,
         previous: EventStatus,
         change: QueueChange,
     ) -> StoreResult<()> {
+        let guard = self
+            .inner
+            .event_writes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        self.put_event_locked(&guard, event, previous, change)
+    }
+
+    /// [`Store::put_event`] for a caller that holds `event_writes`.
+    fn put_event_locked(
+        &self,
+        _guard: &std::sync::MutexGuard<'_, ()>,
+        event: &EventRecord,
+        previous: EventStatus,
+        change: QueueChange,
+    ) -> StoreResult<()> {
         self.check_fault()?;
+        let index_key = key2(
+            BY_SUBSCRIPTION,
+            event.subscription_id.as_bytes(),
+            event.id.as_bytes(),
+        );
+        let previous = self
+            .read(&index_key)?
+            .and_then(|value| value.first().copied())
+            .and_then(EventStatus::from_code)
+            .unwrap_or(previous);
         let mut batch = staging::Writes::default();
         put_event_entries(&mut batch, event);
         let queue_key = key2(QUEUE, event.subscription_id.as_bytes(), event.id.as_bytes());
@@ -128,6 +156,11 @@ impl Store {
         after: Option<EventId>,
         limit: usize,
     ) -> StoreResult<Vec<EventId>> {
+        if after.is_none() {
+            // A first load, as an actor starts: it must see queue entries
+            // that are still staged, such as a manual retry's.
+            self.apply_staged()?;
+        }
         let prefix = key1(QUEUE, subscription.as_bytes());
         let start = match after {
             Some(id) => {
@@ -156,6 +189,8 @@ impl Store {
         &self,
         subscription: SubscriptionId,
     ) -> StoreResult<Vec<(EventId, DateTime<Utc>)>> {
+        // Retries scheduled just before an actor restarted may still be staged.
+        self.apply_staged()?;
         let mut out = Vec::new();
         for entry in self
             .inner
@@ -224,6 +259,13 @@ impl Store {
         let now = Utc::now();
         let mut changed = 0;
         for id in ids {
+            // Read and write under the lock, so a concurrent run or a
+            // recorded attempt is seen and nothing is counted twice.
+            let guard = self
+                .inner
+                .event_writes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             let Some(mut event) = self.get_event(id)? else {
                 continue;
             };
@@ -235,7 +277,7 @@ impl Store {
                 event.updated_at = now;
                 changed += 1;
             }
-            self.put_event(&event, previous, QueueChange::Finish)?;
+            self.put_event_locked(&guard, &event, previous, QueueChange::Finish)?;
         }
         Ok(changed)
     }

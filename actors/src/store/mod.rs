@@ -24,8 +24,8 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -154,6 +154,9 @@ struct Inner {
     unfinished: AtomicI64,
     counts: EventCounts,
     staging: Arc<Staging>,
+    /// Held while an event's change is staged and counted, so the counts
+    /// move from the status the event really had.
+    event_writes: Mutex<()>,
     fault_file: Option<PathBuf>,
     _lock: File,
 }
@@ -191,6 +194,7 @@ impl Store {
                 unfinished: AtomicI64::new(0),
                 counts: EventCounts::default(),
                 staging: Arc::new(Staging::default()),
+                event_writes: Mutex::new(()),
                 fault_file: config.fault_file.clone(),
                 _lock: lock,
             }),
