@@ -30,6 +30,9 @@ impl Store {
             None => account_prefix(BY_ACCOUNT, &query.account),
         };
         let total = self.count_matches(query, &prefix, start..end)?;
+        // Changes staged while the total was read count in it, so the scan
+        // must see them too.
+        self.apply_staged()?;
         let skip = (query.page.saturating_sub(1) as u64).saturating_mul(query.page_size as u64);
 
         // With the total known, the scan stops once the page is full or every
@@ -58,7 +61,12 @@ impl Store {
                 if event.account_id != query.account {
                     return Ok(empty);
                 }
-                items.push(event);
+                // The record may be newer than the index entry that matched.
+                let still_matches = query.status.is_none_or(|s| s == event.status)
+                    && query.event_type.is_none_or(|t| t == event.event_type);
+                if still_matches {
+                    items.push(event);
+                }
             }
         }
         Ok(EventPage { items, total })
