@@ -318,6 +318,12 @@ impl SupervisorState {
                 child.actor.stop(Some("deleted".into()));
             }
         }
+        // Requests drained above may have changed the status (a pause, a
+        // disable), and the status gauge must lose the current one.
+        let sub = match self.ctx.store.get_subscription(id) {
+            Ok(Some(current)) => current,
+            _ => sub,
+        };
         if let Err(error) = self.ctx.store.delete_subscription(&sub) {
             let _ = reply.send(Err(error.into()));
             return;
