@@ -89,18 +89,6 @@ impl Store {
             .event_writes
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        self.put_event_locked(&guard, event, previous, change)
-    }
-
-    /// [`Store::put_event`] for a caller that holds `event_writes`.
-    fn put_event_locked(
-        &self,
-        _guard: &std::sync::MutexGuard<'_, ()>,
-        event: &EventRecord,
-        previous: EventStatus,
-        change: QueueChange,
-    ) -> StoreResult<()> {
-        self.check_fault()?;
         let index_key = key2(
             BY_SUBSCRIPTION,
             event.subscription_id.as_bytes(),
@@ -111,6 +99,37 @@ impl Store {
             .and_then(|value| value.first().copied())
             .and_then(EventStatus::from_code)
             .unwrap_or(previous);
+        self.put_event_locked(&guard, event, previous, change)
+    }
+
+    /// [`Store::put_event`] for a caller whose `previous` comes from a record
+    /// that no other writer can have changed since it was read, such as a
+    /// subscription actor's cached record. Skips reading the stored status,
+    /// which cost about a seventh of the delivery rate with 1,000,000 events.
+    pub fn put_own_event(
+        &self,
+        event: &EventRecord,
+        previous: EventStatus,
+        change: QueueChange,
+    ) -> StoreResult<()> {
+        let guard = self
+            .inner
+            .event_writes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        self.put_event_locked(&guard, event, previous, change)
+    }
+
+    /// Stages the change for a caller that holds `event_writes` and knows
+    /// the stored status `previous`.
+    fn put_event_locked(
+        &self,
+        _guard: &std::sync::MutexGuard<'_, ()>,
+        event: &EventRecord,
+        previous: EventStatus,
+        change: QueueChange,
+    ) -> StoreResult<()> {
+        self.check_fault()?;
         let mut batch = staging::Writes::default();
         put_event_entries(&mut batch, event);
         let queue_key = key2(QUEUE, event.subscription_id.as_bytes(), event.id.as_bytes());

@@ -97,6 +97,9 @@ impl SubscriptionState {
         };
         record_attempt_metrics(&report);
         self.ctx.record_attempt(report.success());
+        // A cached record is the actor's own; `disable` drops the cache
+        // before anything else may change the event.
+        let from_cache = cached.is_some();
         let stored = match cached {
             Some(record) => Ok(Some(*record)),
             None => self.ctx.store.get_event(event_id),
@@ -161,7 +164,12 @@ impl SubscriptionState {
             }
             QueueChange::Finish
         };
-        if let Err(error) = self.ctx.store.put_event(&event, previous, change) {
+        let written = if from_cache {
+            self.ctx.store.put_own_event(&event, previous, change)
+        } else {
+            self.ctx.store.put_event(&event, previous, change)
+        };
+        if let Err(error) = written {
             tracing::error!(subscription_id = %self.sub.id, %event_id, %error, "cannot record the attempt; the event will be sent again in 1 s");
             self.schedule_retry(myself, event_id, attempt, STORE_RETRY_DELAY);
             return;
