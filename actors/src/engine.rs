@@ -303,8 +303,15 @@ impl Engine {
     // --- operations ------------------------------------------------------
 
     pub fn health(&self) -> HealthReport {
-        let engine_running = matches!(self.supervisor.get_status(), ractor::ActorStatus::Running)
-            && matches!(self.router.get_status(), ractor::ActorStatus::Running);
+        // An actor is still `Starting` until its `post_start` has run, which
+        // can be after the server answers the first request.
+        let alive = |status| {
+            matches!(
+                status,
+                ractor::ActorStatus::Starting | ractor::ActorStatus::Running
+            )
+        };
+        let engine_running = alive(self.supervisor.get_status()) && alive(self.router.get_status());
         HealthReport {
             store_healthy: self.ctx.store.is_healthy(),
             engine_running,
