@@ -84,11 +84,7 @@ impl Store {
         previous: EventStatus,
         change: QueueChange,
     ) -> StoreResult<()> {
-        let guard = self
-            .inner
-            .event_writes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let guard = self.lock_event_writes();
         let index_key = key2(
             BY_SUBSCRIPTION,
             event.subscription_id.as_bytes(),
@@ -102,6 +98,13 @@ impl Store {
         self.put_event_locked(&guard, event, previous, change)
     }
 
+    fn lock_event_writes(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.inner
+            .event_writes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
     /// [`Store::put_event`] for a caller whose `previous` comes from a record
     /// that no other writer can have changed since it was read, such as a
     /// subscription actor's cached record. Skips reading the stored status,
@@ -112,16 +115,12 @@ impl Store {
         previous: EventStatus,
         change: QueueChange,
     ) -> StoreResult<()> {
-        let guard = self
-            .inner
-            .event_writes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let guard = self.lock_event_writes();
         self.put_event_locked(&guard, event, previous, change)
     }
 
-    /// Stages the change for a caller that holds `event_writes` and knows
-    /// the stored status `previous`.
+    /// Stages the change for a caller that has locked `event_writes` and
+    /// has read the stored status `previous`.
     fn put_event_locked(
         &self,
         _guard: &std::sync::MutexGuard<'_, ()>,
@@ -280,11 +279,7 @@ impl Store {
         for id in ids {
             // Read and write under the lock, so a concurrent run or a
             // recorded attempt is seen and nothing is counted twice.
-            let guard = self
-                .inner
-                .event_writes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let guard = self.lock_event_writes();
             let Some(mut event) = self.get_event(id)? else {
                 continue;
             };

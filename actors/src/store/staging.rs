@@ -31,15 +31,20 @@ impl Writes {
     }
 
     pub(super) fn into_batch(self) -> sled::Batch {
-        let mut batch = sled::Batch::default();
-        for (key, value) in self.0 {
-            match value {
-                Some(value) => batch.insert(key, value),
-                None => batch.remove(key),
-            }
-        }
-        batch
+        to_batch(self.0.iter().map(|(key, value)| (key, value)))
     }
+}
+
+/// Builds a sled batch of inserts and removals.
+fn to_batch<'a>(writes: impl Iterator<Item = (&'a Vec<u8>, &'a Option<IVec>)>) -> sled::Batch {
+    let mut batch = sled::Batch::default();
+    for (key, value) in writes {
+        match value {
+            Some(value) => batch.insert(key.as_slice(), value.clone()),
+            None => batch.remove(key.as_slice()),
+        }
+    }
+    batch
 }
 
 #[derive(Default)]
@@ -91,14 +96,7 @@ impl Staging {
             state.applying = Some(group.clone());
             group
         };
-        let mut batch = sled::Batch::default();
-        for (key, value) in group.iter() {
-            match value {
-                Some(value) => batch.insert(key.as_slice(), value.clone()),
-                None => batch.remove(key.as_slice()),
-            }
-        }
-        let result = db.apply_batch(batch);
+        let result = db.apply_batch(to_batch(group.iter()));
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.applying = None;
         if result.is_err() {
