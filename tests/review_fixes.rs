@@ -1,8 +1,9 @@
 //! Input shapes that common clients and identity providers send, and races
-//! and stalls that used to end in a 500 or a hang: verification returned as a
-//! JSON string, every HTTP-date form of `Retry-After`, unpadded secrets, array
-//! and `scp` scopes, wider account ids, PUT of a GET response, non-UUID path
-//! ids, DELETE racing other commands, and SIGTERM with a stalled request body.
+//! and stalls that used to end in a 500 or a hang. The inputs: verification
+//! returned as a JSON string, every HTTP-date form of `Retry-After`, unpadded
+//! secrets, array and `scp` scopes, and wider account ids. The requests: PUT
+//! of a GET response, non-UUID path ids, DELETE racing other commands, and
+//! SIGTERM with a stalled request body.
 //! Tests run with `delivery.time_scale = 0.01`, so one scheduled or
 //! `Retry-After` second takes 10 ms.
 
@@ -515,7 +516,7 @@ async fn delete_during_resume_verification() {
 
 /// Opens a connection that sends a complete request, reads its response, and
 /// then sends the head of a create with `Content-Length: 100` and only 10
-/// bytes of body, and holds the socket open.
+/// bytes of body, and keeps the socket open.
 async fn stall_request_body(app: &TestApp, token: &str) -> tokio::net::TcpStream {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();

@@ -440,7 +440,7 @@ impl DeliveryClient {
             .is_some_and(|at| at.elapsed() < POOL_IDLE_TIMEOUT)
     }
 
-    /// Remembers whether `origin` answered the last request and kept the
+    /// Records whether `origin` responded to the last request and kept the
     /// connection open. Otherwise it left no connection to reuse.
     fn note_answer(&self, origin: &str, kept_open: bool) {
         let mut map = self.answered.lock().unwrap_or_else(|e| e.into_inner());
@@ -554,7 +554,7 @@ fn connection_reusable(response: &reqwest::Response) -> bool {
     }
 }
 
-/// The scheme, host and port of a URL that `EndpointUrl` accepted.
+/// Returns the scheme, host and port of a URL that `EndpointUrl` accepted.
 fn origin_of(url: &str) -> &str {
     let after_scheme = url.find("://").map_or(0, |i| i + 3);
     let end = url[after_scheme..]

@@ -304,7 +304,7 @@ impl Engine {
 
     pub fn health(&self) -> HealthReport {
         // An actor is still `Starting` until its `post_start` has run, which
-        // can be after the server answers the first request.
+        // can be after the server has responded to its first request.
         let alive = |status| {
             matches!(
                 status,

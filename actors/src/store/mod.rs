@@ -15,12 +15,13 @@
 //! | `I`    | platform event id              | ingest result JSON             |
 //!
 //! Event ids are UUID v7, so every index lists events in creation order.
-//! Writes are applied to sled's memory at once; [`Store::flush`] makes them
-//! durable, and concurrent callers share one flush (group commit).
+//! Subscription writes and large ingests are applied to sled's memory at
+//! once. [`Store::flush`] makes every write durable, and concurrent callers
+//! share one flush (group commit).
 //! [`Store::flush_soon`] requests a flush without waiting for it. Such
 //! requests are gathered for [`LAZY_FLUSH_DELAY`] and share one flush.
 //! Event writes are staged in memory and applied to sled as one batch before
-//! each flush; see the `staging` module for why.
+//! each flush. The `staging` module explains why.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -369,7 +370,7 @@ fn check_format(db: &sled::Db, dir: &Path) -> StoreResult<()> {
 enum FlushRequest {
     /// A caller waits for the result.
     Wait(oneshot::Sender<StoreResult<()>>),
-    /// Nobody waits; see [`Store::flush_soon`].
+    /// No caller waits for the result (see [`Store::flush_soon`]).
     Soon,
 }
 
@@ -421,7 +422,7 @@ async fn run_flusher(mut flusher: Flusher) {
         if let Err(error) = &result
             && waiters.is_empty()
         {
-            // Nobody waits to see it, so record it here.
+            // No caller receives this error, so record it here.
             flusher.healthy.store(false, Ordering::Relaxed);
             metrics::counter!("argus_webhooks_store_errors_total").increment(1);
             tracing::error!(%error, "store flush failed");
