@@ -239,10 +239,13 @@ impl TestApp {
         self.child.as_ref().map(|c| c.id())
     }
 
-    /// Kills the process (if running) and starts it again on the same data dir.
-    pub async fn restart(&mut self) {
+    /// Kills the process (if running) and starts it again on the same data
+    /// dir. Returns when the killed process had exited.
+    pub async fn restart(&mut self) -> Instant {
         self.kill();
+        let exited = Instant::now();
         self.launch().await;
+        exited
     }
 
     pub fn config_mut(&mut self) -> &mut AppConfig {
