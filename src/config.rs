@@ -37,6 +37,7 @@ pub struct ServerSettings {
     pub max_batch_events: usize,
     pub shutdown_grace_seconds: f64,
     pub body_read_timeout_seconds: f64,
+    pub header_read_timeout_seconds: f64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -190,13 +191,19 @@ impl Settings {
                 self.log.format
             );
         }
-        if !(self.server.body_read_timeout_seconds > 0.0
-            && self.server.body_read_timeout_seconds.is_finite())
-        {
-            bail!(
-                "server.body_read_timeout_seconds must be a positive number of seconds; got {}",
-                self.server.body_read_timeout_seconds
-            );
+        for (key, value) in [
+            (
+                "server.body_read_timeout_seconds",
+                self.server.body_read_timeout_seconds,
+            ),
+            (
+                "server.header_read_timeout_seconds",
+                self.server.header_read_timeout_seconds,
+            ),
+        ] {
+            if !(value > 0.0 && value.is_finite()) {
+                bail!("{key} must be a positive number of seconds; got {value}");
+            }
         }
         if self.server.max_batch_events == 0 {
             bail!("server.max_batch_events must be at least 1");

@@ -29,6 +29,7 @@ pub async fn run(
     let auth = Authenticator::from_settings(&settings.auth, &settings.store.data_dir)
         .context("invalid auth settings")?;
     let grace = Duration::from_secs_f64(settings.server.shutdown_grace_seconds.max(0.0));
+    let header_timeout = Duration::from_secs_f64(settings.server.header_read_timeout_seconds);
     let state = Arc::new(AppState {
         engine: engine.clone(),
         auth,
@@ -41,17 +42,10 @@ pub async fn run(
     // start the service on port 0 and find it.
     println!("listening on http://{address}");
 
-    // warp 0.4's graceful shutdown waits for every open connection without a
-    // limit, so the drain gets the grace period and then stops waiting. The
-    // connections left are closed when the process exits.
-    // NOTE: warp sets no hyper timer, so request heads have no read deadline.
-    // A client that stalls mid-head keeps its connection open until it closes
-    // it or this drain ends.
+    // The drain of open connections gets the grace period and then stops
+    // waiting. The connections left are closed when the process exits.
     let shutdown = shutdown.shared();
-    let serve = warp::serve(routes(state))
-        .incoming(listener)
-        .graceful(shutdown.clone())
-        .run();
+    let serve = serve_connections(listener, routes(state), header_timeout, shutdown.clone());
     let mut drain_started = None;
     let drain_deadline = async {
         shutdown.await;
@@ -70,6 +64,69 @@ pub async fn run(
     engine.shutdown(left).await;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// Serves `filter` on every connection that `listener` accepts until
+/// `shutdown` completes, then shuts the open connections down gracefully:
+/// requests in progress finish, idle connections close.
+async fn serve_connections<F>(
+    listener: TcpListener,
+    filter: F,
+    header_timeout: Duration,
+    shutdown: impl Future<Output = ()>,
+) where
+    F: warp::Filter + Clone + Send + Sync + 'static,
+    F::Extract: warp::Reply,
+{
+    use hyper::server::conn::http1;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Running out of file descriptors fails every accept, so
+                    // wait before the next one instead of spinning.
+                    if !is_connection_error(&error) {
+                        tracing::error!(%error, "cannot accept a connection; retrying in 1 s");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(warp::service(filter.clone()));
+        // The timer makes hyper enforce the head's read deadline: a client
+        // that stalls within the request line or headers is disconnected.
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "HTTP connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// Returns true for accept errors that concern one connection only.
+fn is_connection_error(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        error.kind(),
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+    )
 }
 
 /// Installs the SIGTERM and Ctrl-C handlers at once and returns a future

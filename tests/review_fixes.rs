@@ -588,6 +588,35 @@ async fn sigterm_with_stalled_body_exits() {
 }
 
 #[tokio::test]
+async fn stalled_head_closes_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut config = AppConfig::default();
+    config.set("server", "header_read_timeout_seconds", "1");
+    let app = TestApp::start_with(config).await;
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    // The request line and one header, then nothing: the head never ends.
+    stream
+        .write_all(b"GET /v1/health HTTP/1.1\r\nhost: 127.0.0.1\r\n")
+        .await
+        .unwrap();
+
+    let mut response = Vec::new();
+    let read =
+        tokio::time::timeout(Duration::from_secs(15), stream.read_to_end(&mut response)).await;
+
+    assert!(read.is_ok(), "the connection was still open after 15 s");
+    let text = String::from_utf8_lossy(&response);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "unexpected response: {text}"
+    );
+    let (status, body) = app
+        .request(reqwest::Method::GET, "/v1/health", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
 async fn stalled_body_answers_408() {
     use tokio::io::AsyncReadExt;
     let mut config = AppConfig::default();
