@@ -140,6 +140,20 @@ pub struct LogSettings {
     pub filter: String,
 }
 
+/// Settings that are strings, so their environment variables are read as
+/// written.
+const STRING_KEYS: &[&str] = &[
+    "store.data_dir",
+    "store.fault_file",
+    "auth.hs256_secret",
+    "auth.public_key_file",
+    "auth.jwks_file",
+    "auth.issuer",
+    "auth.audience",
+    "log.format",
+    "log.filter",
+];
+
 impl Settings {
     /// Loads the embedded defaults, then `file`, then the environment.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Settings> {
@@ -164,6 +178,16 @@ impl Settings {
                 .with_list_parse_key("delivery.extra_root_certificates")
                 .try_parsing(true),
         );
+        // try_parsing turns "0123" into 123 and "1e10" into a float, which
+        // changes a secret or a path. String settings take the raw value.
+        for key in STRING_KEYS {
+            let name = format!("ARGUS_WEBHOOKS_{}", key.replace('.', "__").to_uppercase());
+            if let Ok(value) = std::env::var(&name) {
+                builder = builder
+                    .set_override(*key, value)
+                    .context("cannot read the configuration")?;
+            }
+        }
         let settings: Settings = builder
             .build()
             .context("cannot read the configuration")?
@@ -240,6 +264,7 @@ impl Settings {
                 extra_root_certificates: roots,
                 dns_overrides: self.delivery.dns_overrides.clone(),
                 static_dns_only: self.delivery.static_dns_only,
+                allow_http: self.delivery.allow_http,
             },
             settings: EngineSettings {
                 time_scale: self.delivery.time_scale,

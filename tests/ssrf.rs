@@ -194,3 +194,26 @@ async fn rebinding_blocked_at_connect() {
         "blocked attempts are counted"
     );
 }
+
+#[tokio::test]
+async fn rebinding_at_verification_names_url() {
+    // The create-time check resolves the exempt address, and the verification
+    // connection resolves 127.0.0.1, which the guard blocks.
+    let overrides = r#"
+[delivery.dns_overrides]
+"rebind.test" = [["127.0.0.2"], ["127.0.0.1"]]
+"#;
+    let app = TestApp::start_with(guarded_config(overrides)).await;
+    let (blocked, _exempt) = receiver_pair().await;
+    let token = app.token(ACCOUNT);
+    let url = format!("http://rebind.test:{}/hooks", blocked.addr.port());
+
+    let body = json!({"url": url, "eventTypes": ["property.created"]});
+    let (status, problem) = app.post("/v1/subscriptions", &token, &body).await;
+
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "url", "{problem}");
+    let message = problem["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("127.0.0.1"), "{problem}");
+    assert!(blocked.verifications().is_empty());
+}

@@ -37,6 +37,9 @@ pub struct DeliveryConfig {
     /// through DNS, so fuzzing and tests cannot make the service query or
     /// reach another host.
     pub static_dns_only: bool,
+    /// Whether plain `http` endpoints may be sent to. When false, attempts to a
+    /// stored `http` subscription, created while it was allowed, are blocked.
+    pub allow_http: bool,
 }
 
 impl Default for DeliveryConfig {
@@ -50,6 +53,7 @@ impl Default for DeliveryConfig {
             extra_root_certificates: Vec::new(),
             dns_overrides: HashMap::new(),
             static_dns_only: false,
+            allow_http: true,
         }
     }
 }
@@ -307,7 +311,7 @@ impl DeliveryClient {
         for addr in addrs {
             if let Some(reason) = self.policy.check(addr) {
                 return Err(format!(
-                    "must not reach {addr}, a {reason}; endpoints must be public addresses (for local testing, start the service with --dev or list the network in delivery.ssrf_exempt)"
+                    "must not reach {addr} ({reason}); endpoints must be public addresses (for local testing, start the service with --dev or list the network in delivery.ssrf_exempt)"
                 ));
             }
         }
@@ -319,7 +323,7 @@ impl DeliveryClient {
     pub async fn send(&self, request: SignedRequest<'_>) -> AttemptReport {
         let _permit = self.permits.acquire().await;
         let started = Instant::now();
-        if let Err(reason) = self.check_literal_host(request.url) {
+        if let Err(reason) = self.check_url_now(request.url) {
             return AttemptReport::failure(ResultClass::Blocked, started, reason);
         }
         let timestamp = Utc::now().timestamp();
@@ -484,6 +488,12 @@ impl DeliveryClient {
                 secrets,
             })
             .await;
+        if report.class == ResultClass::Blocked {
+            // The guard stopped the connection: a host name that resolved to a
+            // blocked address this time, so the URL is at fault.
+            let detail = report.error.unwrap_or_default();
+            return Err(VerifyError::InvalidAddress(detail));
+        }
         if !report.success() {
             let detail = report.error.unwrap_or_else(|| "no 2xx answer".into());
             return Err(VerifyError::Failed(format!(
@@ -500,8 +510,16 @@ impl DeliveryClient {
         )))
     }
 
-    fn check_literal_host(&self, url: &EndpointUrl) -> Result<(), String> {
-        let addr = match url.to_url().host() {
+    /// Checks what the URL alone decides: the scheme, and a host written as
+    /// an IP address. Host names are checked when they resolve.
+    fn check_url_now(&self, url: &EndpointUrl) -> Result<(), String> {
+        let parsed = url.to_url();
+        if !self.config.allow_http && parsed.scheme() == "http" {
+            return Err(
+                "plain http endpoints are not allowed (delivery.allow_http is false); update the subscription to an https URL".into(),
+            );
+        }
+        let addr = match parsed.host() {
             Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
             Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),
             _ => return Ok(()),

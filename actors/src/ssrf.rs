@@ -30,27 +30,31 @@ impl AddressPolicy {
     }
 
     /// Returns why `addr` is blocked, or `None` when it may be connected to.
-    /// An exemption covers the address as written: an IPv4-mapped form of an
-    /// exempt IPv4 address is judged on its embedded address.
+    /// Exemptions and allowed networks match the address as written or, for
+    /// an IPv4-mapped address, the IPv4 host it reaches. NAT64, 6to4 and
+    /// IPv4-compatible forms reach other hosts, so those match only as written,
+    /// while the block list judges them on their embedded address.
     pub fn check(&self, addr: IpAddr) -> Option<&'static str> {
         let canonical = canonical(addr);
+        let mapped = match addr {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4),
+            IpAddr::V4(_) => None,
+        };
         let in_any = |nets: &[IpNet]| {
             nets.iter()
-                .any(|net| net.contains(&canonical) || net.contains(&addr))
+                .any(|net| net.contains(&addr) || mapped.is_some_and(|v4| net.contains(&v4)))
         };
+        if !in_any(&self.exempt)
+            && let Some(reason) = blocked_reason(canonical)
+        {
+            return Some(reason);
+        }
         if !self.allowed.is_empty() && !in_any(&self.allowed) {
             return Some(
                 "address outside the networks this service may reach (delivery.allowed_networks)",
             );
         }
-        if self
-            .exempt
-            .iter()
-            .any(|net| net.contains(&canonical) || net.contains(&addr))
-        {
-            return None;
-        }
-        blocked_reason(canonical)
+        None
     }
 }
 
@@ -76,11 +80,17 @@ fn embedded_ipv4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
             octets[12], octets[13], octets[14], octets[15],
         ));
     }
-    // NAT64 well-known prefix 64:ff9b::/96 and local-use 64:ff9b:1::/48.
-    if segments[0] == 0x64 && segments[1] == 0xff9b {
+    // NAT64 well-known prefix 64:ff9b::/96 carries the IPv4 address in the
+    // last 32 bits.
+    if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
         return Some(Ipv4Addr::new(
             octets[12], octets[13], octets[14], octets[15],
         ));
+    }
+    // Local-use 64:ff9b:1::/48 is a /48 prefix, so RFC 6052 puts the IPv4
+    // address in octets 6 and 7 and, after the reserved octet 8, 9 and 10.
+    if segments[..3] == [0x64, 0xff9b, 1] {
+        return Some(Ipv4Addr::new(octets[6], octets[7], octets[9], octets[10]));
     }
     // 6to4 2002:AABB:CCDD::/48 carries the IPv4 address in bits 16..48.
     if segments[0] == 0x2002 {
@@ -213,6 +223,30 @@ mod tests {
         assert!(!blocked(&policy, "127.0.0.1"));
         assert!(blocked(&policy, "127.0.0.2"));
         assert!(blocked(&policy, "8.8.8.8"));
+    }
+
+    #[test]
+    fn exemption_skips_translated_forms() {
+        // Under --dev or a loopback allowlist, these forms must not pass as
+        // 127.0.0.1: they reach an IPv6 host, which the block list judges.
+        let policy = AddressPolicy::new(vec!["127.0.0.0/8".parse().unwrap()])
+            .with_allowed(vec!["127.0.0.0/8".parse().unwrap()]);
+        assert!(!blocked(&policy, "::ffff:127.0.0.1"));
+        for addr in ["64:ff9b::7f00:1", "2002:7f00:1::", "::127.0.0.1"] {
+            assert!(blocked(&policy, addr), "{addr} must be blocked");
+        }
+        let open = AddressPolicy::new(vec!["127.0.0.0/8".parse().unwrap()]);
+        for addr in ["64:ff9b::7f00:1", "2002:7f00:1::", "::127.0.0.1"] {
+            assert!(blocked(&open, addr), "{addr} must be blocked");
+        }
+    }
+
+    #[test]
+    fn nat64_local_use_embeds_octets_per_rfc_6052() {
+        // 64:ff9b:1:7f00:0:100:: carries 127.0.0.1 for a /48 prefix.
+        let addr: IpAddr = "64:ff9b:1:7f00:0:100::".parse().unwrap();
+        assert_eq!(canonical(addr), "127.0.0.1".parse::<IpAddr>().unwrap());
+        assert!(blocked(&AddressPolicy::default(), "64:ff9b:1:7f00:0:100::"));
     }
 
     #[test]
