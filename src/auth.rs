@@ -36,16 +36,20 @@ impl Principal {
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
-    pub account_id: String,
+    /// Missing is reported by name after the decode, not as a JSON error.
+    #[serde(default)]
+    pub account_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<ScopeClaim>,
     /// The scope claim under the name `scp`, which some identity providers
     /// issue in place of `scope`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scp: Option<ScopeClaim>,
-    pub exp: i64,
+    /// A NumericDate, which RFC 7519 allows to be fractional. jsonwebtoken
+    /// checks it; this field only has to accept it.
+    pub exp: serde_json::Number,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iat: Option<i64>,
+    pub iat: Option<serde_json::Number>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
 }
@@ -166,7 +170,10 @@ impl Authenticator {
         }
         .map_err(|e| ApiError::InvalidToken(describe(e.kind())))?;
 
-        let account = AccountId::parse(&data.claims.account_id)
+        let account_id = data.claims.account_id.as_deref().ok_or_else(|| {
+            ApiError::InvalidToken("the required claim 'account_id' is missing".into())
+        })?;
+        let account = AccountId::parse(account_id)
             .map_err(|m| ApiError::InvalidToken(format!("the account_id claim {m}")))?;
         let scopes = [&data.claims.scope, &data.claims.scp]
             .into_iter()
@@ -274,7 +281,7 @@ fn describe(kind: &ErrorKind) -> String {
         }
         ErrorKind::InvalidClaimFormat(claim) => format!("the claim '{claim}' has the wrong format"),
         ErrorKind::Json(_) => {
-            "the token's claims are invalid (account_id must be a string, exp a number)".into()
+            "the token's claims are invalid (account_id must be a string, exp and iat numbers, scope a string or an array of strings)".into()
         }
         _ => "the token is malformed: expected a JWT of three base64url parts".into(),
     }
@@ -330,11 +337,11 @@ pub fn issue_token(
     AccountId::parse(account).map_err(|m| anyhow::anyhow!("--account {m}"))?;
     let now = chrono::Utc::now().timestamp();
     let claims = Claims {
-        account_id: account.to_string(),
+        account_id: Some(account.to_string()),
         scope: scope.map(|scope| ScopeClaim::Text(scope.to_string())),
         scp: None,
-        exp: now + ttl_seconds,
-        iat: Some(now),
+        exp: (now + ttl_seconds).into(),
+        iat: Some(now.into()),
         sub: None,
     };
     Ok(jsonwebtoken::encode(

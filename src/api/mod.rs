@@ -226,10 +226,15 @@ fn match_route(method: &Method, path: &str) -> Matched {
     let mut allowed = Vec::new();
     for (route_method, template, id) in ROUTES {
         if let Some(params) = match_template(template, path) {
-            if route_method == method {
+            // HEAD runs the GET route; hyper sends the head without the body.
+            let head_of_get = method == Method::HEAD && route_method == Method::GET;
+            if route_method == method || head_of_get {
                 return Ok((*id, template, params));
             }
             allowed.push(route_method.as_str());
+            if route_method == Method::GET {
+                allowed.push(Method::HEAD.as_str());
+            }
         }
     }
     if allowed.is_empty() {
@@ -282,9 +287,14 @@ async fn handle(
     let principal = if public {
         None
     } else {
-        let header = headers
-            .get("authorization")
-            .map(|v| v.to_str().unwrap_or(""));
+        let mut values = headers.get_all("authorization").iter();
+        let header = values.next().map(|v| v.to_str().unwrap_or(""));
+        if values.next().is_some() {
+            // Two tokens could name two accounts, so neither is trusted.
+            return Err(ApiError::InvalidToken(
+                "the request has more than one Authorization header; send exactly one".into(),
+            ));
+        }
         Some(state.auth.authenticate(header)?)
     };
     let limit = match route {
