@@ -5,8 +5,21 @@
 use argus_webhooks_actors::{EngineError, FieldError};
 use serde::Serialize;
 use warp::http::StatusCode;
-use warp::http::header::{HeaderValue, WWW_AUTHENTICATE};
+use warp::http::header::{HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use warp::reply::Response;
+
+/// Seconds a client is asked to wait before it retries a 503.
+const UNAVAILABLE_RETRY_AFTER: &str = "5";
+
+/// Returns serde's message about a field without its position in the
+/// document, for example "unknown variant `x`, expected one of …".
+fn field_message(message: &str) -> String {
+    let message = match message.rfind(" at line ") {
+        Some(at) => &message[..at],
+        None => message,
+    };
+    message.to_string()
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -162,10 +175,9 @@ impl ApiError {
         let field_errors = match self {
             ApiError::Validation(errors) => Some(errors.clone()),
             ApiError::MalformedId(error) => Some(vec![error.clone()]),
-            ApiError::MalformedBody(_, Some(field)) => Some(vec![FieldError::new(
-                field.clone(),
-                "has the wrong type or value; see detail",
-            )]),
+            ApiError::MalformedBody(message, Some(field)) => {
+                Some(vec![FieldError::new(field.clone(), field_message(message))])
+            }
             _ => None,
         };
         let problem = Problem {
@@ -215,6 +227,12 @@ impl ApiError {
                     HeaderValue::from_static(
                         "Bearer realm=\"argus-webhooks\", error=\"insufficient_scope\"",
                     ),
+                );
+            }
+            ApiError::Unavailable(_) => {
+                headers.insert(
+                    RETRY_AFTER,
+                    HeaderValue::from_static(UNAVAILABLE_RETRY_AFTER),
                 );
             }
             ApiError::MethodNotAllowed(allowed) => {

@@ -507,7 +507,7 @@ async fn paths_and_queries() {
     )
     .await;
     assert_problem(&answer, 405, "", "DELETE events");
-    assert_eq!(answer.allow, "GET");
+    assert_eq!(answer.allow, "GET, HEAD");
     let answer = send(
         &app,
         reqwest::Method::GET,

@@ -20,7 +20,7 @@ impl FieldError {
 
 /// Failure of an engine operation. Each variant maps to one HTTP status in
 /// the service crate.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("{0} not found")]
     NotFound(&'static str),

@@ -152,14 +152,15 @@ impl RouterState {
 
         for event in events {
             if let Some(&index) = seen_in_batch.get(&event.id) {
-                let outcome = outcomes[index].as_ref().ok().cloned().map(|mut o| {
+                // A repeat shares the first item's fate, its error included.
+                let outcome = outcomes[index].clone().map(|mut o| {
                     o.duplicate = true;
                     o
                 });
-                outcomes.push(
-                    outcome
-                        .ok_or_else(|| EngineError::Internal("duplicate of a failed item".into())),
-                );
+                if outcome.is_ok() {
+                    metrics::counter!("argus_webhooks_ingest_duplicates_total").increment(1);
+                }
+                outcomes.push(outcome);
                 written.push(true);
                 continue;
             }

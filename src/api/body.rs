@@ -58,6 +58,29 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// Parses a JSON object into `T`. serde reads a struct from an array by
+/// position too, so anything but an object is rejected first.
+pub fn parse_json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    require_object(bytes)?;
+    parse_json(bytes)
+}
+
+/// Rejects a JSON document that is not an object, naming what it is.
+pub fn require_object(bytes: &[u8]) -> Result<(), ApiError> {
+    let kind = match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        None | Some(b'{') => return Ok(()),
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        Some(_) => "a number or invalid JSON",
+    };
+    Err(ApiError::MalformedBody(
+        format!("expected a JSON object; got {kind}"),
+        None,
+    ))
+}
+
 /// Parses JSON into `T`; a failure names the JSON path of the offending field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
@@ -72,7 +95,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         Ok(value) => value,
         Err(error) => {
             let path = error.path().to_string();
-            let field = (path != "." && !path.is_empty()).then_some(path);
+            let field = named_path(path);
             return Err(ApiError::MalformedBody(
                 error.into_inner().to_string(),
                 field,
@@ -86,6 +109,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         )
     })?;
     Ok(value)
+}
+
+/// Returns the JSON path of a parse error when it names a field: not the
+/// document itself (`.`) and not an unknown place (`?`, at a syntax error).
+pub fn named_path(path: String) -> Option<String> {
+    (!matches!(path.as_str(), "." | "?" | "")).then_some(path)
 }
 
 /// Parses a query string into (name, value) pairs.

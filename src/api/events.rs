@@ -13,7 +13,7 @@ use super::{AppState, Request, json};
 use crate::auth::Principal;
 use crate::problem::ApiError;
 
-const MAX_PAGE: i64 = 1_000_000;
+const MAX_PAGE: i64 = u32::MAX as i64;
 const MAX_PAGE_SIZE: i64 = 100;
 const DEFAULT_PAGE_SIZE: u32 = 25;
 

@@ -9,7 +9,7 @@ use serde::Serialize;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use super::body::{parse_json, require_json};
+use super::body::{named_path, parse_json, parse_json_object, require_json, require_object};
 use super::dto::{IngestView, PlatformEventInput};
 use super::{AppState, Request, json, require_scope};
 use crate::auth::{PUBLISH_SCOPE, Principal};
@@ -168,7 +168,7 @@ pub async fn ingest(
 ) -> Result<Response, ApiError> {
     require_scope(who, PUBLISH_SCOPE)?;
     require_json(&request.headers)?;
-    let input: PlatformEventInput = parse_json(&request.body)?;
+    let input: PlatformEventInput = parse_json_object(&request.body)?;
     let event = validate(input)?;
     let outcome = state
         .engine
@@ -245,12 +245,24 @@ pub async fn ingest_batch(
     let mut results: Vec<Option<BatchItem>> = Vec::with_capacity(items.len());
     let mut events = Vec::new();
     let mut positions = Vec::new();
+    let item_limit = state.settings.server.max_body_bytes;
     for (index, item) in items.into_iter().enumerate() {
-        let mut deserializer = serde_json::Deserializer::from_str(item.get());
-        let parsed = serde_path_to_error::deserialize::<_, PlatformEventInput>(&mut deserializer)
-            .map_err(|e| {
-                let path = e.path().to_string();
-                ApiError::MalformedBody(e.into_inner().to_string(), (path != ".").then_some(path))
+        // Each event gets the limit of the single-event endpoint.
+        if item.get().len() > item_limit {
+            results.push(Some(problem_item(
+                index,
+                ApiError::PayloadTooLarge(item_limit),
+            )));
+            continue;
+        }
+        let parsed = require_object(item.get().as_bytes())
+            .and_then(|()| {
+                let mut deserializer = serde_json::Deserializer::from_str(item.get());
+                serde_path_to_error::deserialize::<_, PlatformEventInput>(&mut deserializer)
+                    .map_err(|e| {
+                        let path = named_path(e.path().to_string());
+                        ApiError::MalformedBody(e.into_inner().to_string(), path)
+                    })
             })
             .and_then(validate);
         match parsed {
@@ -282,6 +294,14 @@ pub async fn ingest_batch(
     let accepted = results.iter().filter(|r| r.status == 202).count();
     let duplicates = results.iter().filter(|r| r.status == 200).count();
     let rejected = results.len() - accepted - duplicates;
+    // When the store rejected every item, the whole request failed. It returns
+    // 503 like the single-event endpoint, so publishers that read only the
+    // status retry the batch.
+    if results.iter().all(|r| r.status == 503) {
+        return Err(ApiError::Unavailable(
+            "the store failed to write any event of the batch".into(),
+        ));
+    }
     Ok(json(
         StatusCode::OK,
         &BatchView {

@@ -7,7 +7,7 @@ use argus_webhooks_actors::model::{EventType, SubscriptionId, SubscriptionStatus
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use super::body::{parse_json, query_pairs, require_json};
+use super::body::{parse_json_object, query_pairs, require_json};
 use super::dto::{
     RotateInput, SubscriptionInput, SubscriptionList, SubscriptionView, TestResultView, timestamp,
 };
@@ -91,7 +91,7 @@ pub async fn create(
     request: &Request,
 ) -> Result<Response, ApiError> {
     require_json(&request.headers)?;
-    let input: SubscriptionInput = parse_json(&request.body)?;
+    let input: SubscriptionInput = parse_json_object(&request.body)?;
     let read_only = input.read_only_fields();
     if !read_only.is_empty() {
         let errors = read_only
@@ -108,10 +108,12 @@ pub async fn create(
         .engine
         .create_subscription(who.account.clone(), spec, secret)
         .await?;
-    Ok(json(
-        StatusCode::CREATED,
-        &SubscriptionView::new(&sub, true),
-    ))
+    let mut response = json(StatusCode::CREATED, &SubscriptionView::new(&sub, true));
+    let location = format!("/v1/subscriptions/{}", sub.id);
+    if let Ok(value) = warp::http::HeaderValue::from_str(&location) {
+        response.headers_mut().insert("location", value);
+    }
+    Ok(response)
 }
 
 pub async fn get(
@@ -131,7 +133,7 @@ pub async fn update(
 ) -> Result<Response, ApiError> {
     let id = subscription_id(request)?;
     require_json(&request.headers)?;
-    let input: SubscriptionInput = parse_json(&request.body)?;
+    let input: SubscriptionInput = parse_json_object(&request.body)?;
     if input.secret.is_some() {
         return Err(ApiError::field(
             "secret",
@@ -198,7 +200,7 @@ pub async fn rotate_secret(
         DEFAULT_GRACE_SECONDS
     } else {
         require_json(&request.headers)?;
-        let input: RotateInput = parse_json(&request.body)?;
+        let input: RotateInput = parse_json_object(&request.body)?;
         match input.grace_period_seconds {
             None => DEFAULT_GRACE_SECONDS,
             Some(seconds) if (0..=MAX_GRACE_SECONDS).contains(&seconds) => seconds,

@@ -290,6 +290,7 @@ impl Store {
                 event.next_attempt_at = None;
                 event.updated_at = now;
                 changed += 1;
+                metrics::counter!("argus_webhooks_deliveries_total", "event_type" => event.event_type.as_str(), "outcome" => "failed").increment(1);
             }
             self.put_event_locked(&guard, &event, previous, QueueChange::Finish)?;
         }
