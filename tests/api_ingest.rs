@@ -270,14 +270,8 @@ async fn unknown_routes_and_methods_are_problems() {
 
 #[tokio::test]
 async fn failed_batch_reports_no_duplicates() {
-    let fault_dir = tempfile::tempdir().unwrap();
-    let fault = fault_dir.path().join("fail-writes");
     let mut config = AppConfig::default();
-    config.set(
-        "store",
-        "fault_file",
-        &format!("{:?}", fault.display().to_string()),
-    );
+    let fault = StoreFault::configure(&mut config);
     let app = TestApp::start_with(config).await;
     let acme = app.token("acme-capital");
     let (receiver, _) = subscribe(&app, &acme, &["lease.created"], None).await;
@@ -285,7 +279,7 @@ async fn failed_batch_reports_no_duplicates() {
     let event = platform_event("acme-capital", "lease.created");
 
     // The store cannot write: no item may claim to be accepted, not even a repeat.
-    std::fs::write(&fault, "writes fail while this file exists").unwrap();
+    fault.start();
     let (status, body) = app
         .post(
             "/v1/platform/events/batch",
@@ -293,7 +287,7 @@ async fn failed_batch_reports_no_duplicates() {
             &json!([event, event]),
         )
         .await;
-    std::fs::remove_file(&fault).unwrap();
+    fault.stop();
     if status == StatusCode::OK {
         for result in body["results"].as_array().unwrap() {
             let item = result["status"].as_u64().unwrap();

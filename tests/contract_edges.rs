@@ -164,21 +164,15 @@ async fn batch_item_over_event_limit() {
 
 #[tokio::test]
 async fn store_down_answers_503_with_retry_after() {
-    let fault_dir = tempfile::tempdir().unwrap();
-    let fault = fault_dir.path().join("fail-writes");
     let mut config = AppConfig::default();
-    config.set(
-        "store",
-        "fault_file",
-        &format!("{:?}", fault.display().to_string()),
-    );
+    let fault = StoreFault::configure(&mut config);
     let app = TestApp::start_with(config).await;
     let token = app.token(ACCOUNT);
     let receiver = Receiver::start().await;
     app.create_subscription(&token, &receiver.url, &[TYPE], None)
         .await;
     let event = platform_event(ACCOUNT, TYPE);
-    std::fs::write(&fault, "writes fail while this file exists").unwrap();
+    fault.start();
 
     for (path, body) in [
         ("/v1/platform/events", event.clone()),
@@ -202,7 +196,7 @@ async fn store_down_answers_503_with_retry_after() {
         assert_eq!(retry_after.as_deref(), Some("5"), "{path}");
         assert!(text.contains("service-unavailable"), "{path}: {text}");
     }
-    std::fs::remove_file(&fault).unwrap();
+    fault.stop();
 }
 
 #[tokio::test]

@@ -451,14 +451,8 @@ async fn idle_actor_restarts_when_work_arrives() {
 
 #[tokio::test]
 async fn store_write_failure_does_not_flood_endpoint() {
-    let fault_dir = tempfile::tempdir().unwrap();
-    let fault = fault_dir.path().join("fail-writes");
     let mut config = AppConfig::default();
-    config.set(
-        "store",
-        "fault_file",
-        &format!("{:?}", fault.display().to_string()),
-    );
+    let fault = StoreFault::configure(&mut config);
     let app = TestApp::start_with(config).await;
     let token = app.token("acme-capital");
     let (receiver, _) = subscribe(&app, &token, &["lease.created"], None).await;
@@ -467,12 +461,12 @@ async fn store_write_failure_does_not_flood_endpoint() {
 
     // The attempt finishes while store writes fail, so it cannot be recorded.
     receiver.wait_for(1, WAIT).await;
-    std::fs::write(&fault, "writes fail while this file exists").unwrap();
+    fault.start();
     let flooded = wait_until(Duration::from_millis(1500), || async {
         receiver.count() > 4
     })
     .await;
-    std::fs::remove_file(&fault).unwrap();
+    fault.stop();
     assert!(
         !flooded,
         "{} requests while the store failed; the resend must wait",

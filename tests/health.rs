@@ -232,13 +232,7 @@ async fn degraded_by_error_rate_counts_retrying() {
 #[tokio::test]
 async fn unhealthy_while_store_fails() {
     let mut config = AppConfig::default();
-    let fault_dir = tempfile::tempdir().unwrap();
-    let fault = fault_dir.path().join("store-fault");
-    config.set(
-        "store",
-        "fault_file",
-        &format!("{:?}", fault.display().to_string()),
-    );
+    let fault = StoreFault::configure(&mut config);
     let app = TestApp::start_with(config).await;
     let token = app.token(ACCOUNT);
     let receiver = Receiver::start().await;
@@ -246,7 +240,7 @@ async fn unhealthy_while_store_fails() {
         .await;
     assert_eq!(health(&app).await["status"], "Healthy");
 
-    std::fs::write(&fault, b"").unwrap();
+    fault.start();
     let (status, body) = app
         .post(
             "/v1/platform/events",
@@ -265,7 +259,7 @@ async fn unhealthy_while_store_fails() {
     assert_eq!(health(&app).await["status"], "Unhealthy");
 
     // Recovery needs no other traffic once the fault is gone.
-    std::fs::remove_file(&fault).unwrap();
+    fault.stop();
     let body = wait_for_health(&app, "Healthy").await;
     check_fields(&body);
     let result = app

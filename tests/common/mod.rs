@@ -113,6 +113,37 @@ impl AppConfig {
     }
 }
 
+/// A fault file for `store.fault_file`: store writes fail while it exists.
+pub struct StoreFault {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl StoreFault {
+    /// Creates a folder for the fault file and points `config` at it. Writes
+    /// work until [`StoreFault::start`].
+    pub fn configure(config: &mut AppConfig) -> StoreFault {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("fail-writes");
+        config.set(
+            "store",
+            "fault_file",
+            &format!("{:?}", path.display().to_string()),
+        );
+        StoreFault { path, _dir: dir }
+    }
+
+    /// Makes store writes fail.
+    pub fn start(&self) {
+        std::fs::write(&self.path, "writes fail while this file exists").unwrap();
+    }
+
+    /// Lets store writes work again.
+    pub fn stop(&self) {
+        std::fs::remove_file(&self.path).unwrap();
+    }
+}
+
 /// A running service process.
 pub struct TestApp {
     pub base: String,
