@@ -161,7 +161,7 @@ impl ApiError {
                 "The endpoint did not pass verification: {reason}. It must respond to the signed webhook.verification request with a 2xx status and a body that is the challenge, the challenge as a JSON string, or {{\"challenge\": \"<challenge>\"}}."
             ),
             ApiError::Unavailable(_) => {
-                "The service cannot store data right now. Retry the request later.".into()
+                "The service cannot take this request right now: its store is unavailable, it is shutting down, or a subscription actor is restarting. Retry the request later.".into()
             }
             ApiError::Internal(_) => {
                 "The service failed to process the request. The error was logged.".into()
