@@ -66,7 +66,7 @@ pub fn parse_json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
 }
 
 /// Rejects a JSON document that is not an object, naming what it is.
-pub fn require_object(bytes: &[u8]) -> Result<(), ApiError> {
+fn require_object(bytes: &[u8]) -> Result<(), ApiError> {
     let kind = match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
         None | Some(b'{') => return Ok(()),
         Some(b'[') => "an array",
@@ -113,7 +113,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 
 /// Returns the JSON path of a parse error when it names a field: not the
 /// document itself (`.`) and not an unknown place (`?`, at a syntax error).
-pub fn named_path(path: String) -> Option<String> {
+fn named_path(path: String) -> Option<String> {
     (!matches!(path.as_str(), "." | "?" | "")).then_some(path)
 }
 

@@ -9,7 +9,7 @@ use serde::Serialize;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use super::body::{named_path, parse_json, parse_json_object, require_json, require_object};
+use super::body::{parse_json, parse_json_object, require_json};
 use super::dto::{IngestView, PlatformEventInput};
 use super::{AppState, Request, json, require_scope};
 use crate::auth::{PUBLISH_SCOPE, Principal};
@@ -255,16 +255,8 @@ pub async fn ingest_batch(
             )));
             continue;
         }
-        let parsed = require_object(item.get().as_bytes())
-            .and_then(|()| {
-                let mut deserializer = serde_json::Deserializer::from_str(item.get());
-                serde_path_to_error::deserialize::<_, PlatformEventInput>(&mut deserializer)
-                    .map_err(|e| {
-                        let path = named_path(e.path().to_string());
-                        ApiError::MalformedBody(e.into_inner().to_string(), path)
-                    })
-            })
-            .and_then(validate);
+        let parsed =
+            parse_json_object::<PlatformEventInput>(item.get().as_bytes()).and_then(validate);
         match parsed {
             Ok(event) => {
                 positions.push(index);
