@@ -204,30 +204,12 @@ impl Settings {
                 self.delivery.time_scale
             );
         }
-        if self.delivery.total_timeout_seconds <= 0.0
-            || self.delivery.connect_timeout_seconds <= 0.0
-        {
-            bail!("delivery timeouts must be positive numbers of seconds");
-        }
+        check_durations(self)?;
         if !matches!(self.log.format.as_str(), "text" | "json") {
             bail!(
                 "log.format must be \"text\" or \"json\"; got {:?}",
                 self.log.format
             );
-        }
-        for (key, value) in [
-            (
-                "server.body_read_timeout_seconds",
-                self.server.body_read_timeout_seconds,
-            ),
-            (
-                "server.header_read_timeout_seconds",
-                self.server.header_read_timeout_seconds,
-            ),
-        ] {
-            if !(value > 0.0 && value.is_finite()) {
-                bail!("{key} must be a positive number of seconds; got {value}");
-            }
         }
         if self.server.max_batch_events == 0 {
             bail!("server.max_batch_events must be at least 1");
@@ -283,6 +265,70 @@ impl Settings {
     }
 }
 
+/// Maximum duration a setting may name: 100 years, in seconds. Longer values
+/// overflow date arithmetic, and `inf` or `nan` cannot become a `Duration`.
+const MAX_SETTING_SECONDS: f64 = 100.0 * 365.0 * 86_400.0;
+
+/// Checks that every duration setting is a finite number of seconds within
+/// its range, so none can panic or silently become 0 later.
+fn check_durations(settings: &Settings) -> anyhow::Result<()> {
+    let positive = [
+        (
+            "delivery.connect_timeout_seconds",
+            settings.delivery.connect_timeout_seconds,
+        ),
+        (
+            "delivery.total_timeout_seconds",
+            settings.delivery.total_timeout_seconds,
+        ),
+        (
+            "server.body_read_timeout_seconds",
+            settings.server.body_read_timeout_seconds,
+        ),
+        (
+            "server.header_read_timeout_seconds",
+            settings.server.header_read_timeout_seconds,
+        ),
+        (
+            "retention.interval_seconds",
+            settings.retention.interval_seconds,
+        ),
+    ];
+    let non_negative = [
+        (
+            "server.shutdown_grace_seconds",
+            settings.server.shutdown_grace_seconds,
+        ),
+        (
+            "engine.idle_actor_timeout_seconds",
+            settings.engine.idle_actor_timeout_seconds,
+        ),
+        (
+            "engine.restart_window_seconds",
+            settings.engine.restart_window_seconds,
+        ),
+    ];
+    for (key, value) in positive {
+        if !(value > 0.0 && value <= MAX_SETTING_SECONDS) {
+            bail!(
+                "{key} must be a number of seconds greater than 0 and at most {MAX_SETTING_SECONDS} (100 years); got {value}"
+            );
+        }
+    }
+    for (key, value) in non_negative {
+        if !(0.0..=MAX_SETTING_SECONDS).contains(&value) {
+            bail!(
+                "{key} must be a number of seconds from 0 to {MAX_SETTING_SECONDS} (100 years); got {value}"
+            );
+        }
+    }
+    let days = settings.retention.days;
+    if !(days >= 0.0 && days * 86_400.0 <= MAX_SETTING_SECONDS) {
+        bail!("retention.days must be a number of days from 0 to 36500 (100 years); got {days}");
+    }
+    Ok(())
+}
+
 fn secs(value: f64) -> Duration {
     Duration::from_secs_f64(value.max(0.0))
 }
@@ -298,6 +344,33 @@ mod tests {
         std::fs::write(&path, "[delivery]\ntotal_timeout = 30\n").unwrap();
         let error = format!("{:#}", Settings::load(Some(&path)).unwrap_err());
         assert!(error.contains("total_timeout"), "{error}");
+    }
+
+    #[test]
+    fn durations_out_of_range_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let cases = [
+            ("engine", "idle_actor_timeout_seconds", "-5.0"),
+            ("engine", "idle_actor_timeout_seconds", "nan"),
+            ("engine", "idle_actor_timeout_seconds", "inf"),
+            ("engine", "restart_window_seconds", "1e30"),
+            ("server", "shutdown_grace_seconds", "inf"),
+            ("server", "header_read_timeout_seconds", "0.0"),
+            ("server", "body_read_timeout_seconds", "1e30"),
+            ("delivery", "total_timeout_seconds", "nan"),
+            ("delivery", "connect_timeout_seconds", "0.0"),
+            ("retention", "interval_seconds", "0.0"),
+            ("retention", "days", "1e12"),
+        ];
+        for (section, key, value) in cases {
+            std::fs::write(&path, format!("[{section}]\n{key} = {value}\n")).unwrap();
+            let error = format!("{:#}", Settings::load(Some(&path)).unwrap_err());
+            assert!(
+                error.contains(&format!("{section}.{key}")),
+                "{key} = {value}: {error}"
+            );
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use ractor::{Actor, ActorRef};
 use tokio::sync::oneshot;
 
@@ -475,8 +475,13 @@ async fn run_pruner(ctx: Arc<Context>) {
     );
     loop {
         interval.tick().await;
-        let cutoff: DateTime<Utc> =
-            Utc::now() - chrono::Duration::from_std(ctx.settings.retention).unwrap_or_default();
+        // A retention too long to subtract from now keeps every event.
+        let Some(cutoff) = chrono::Duration::from_std(ctx.settings.retention)
+            .ok()
+            .and_then(|retention| Utc::now().checked_sub_signed(retention))
+        else {
+            continue;
+        };
         loop {
             let store = ctx.store.clone();
             let pruned =

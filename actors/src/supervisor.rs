@@ -24,6 +24,9 @@ pub enum SupervisorMsg {
     /// Sent by an idle actor that requests to stop. `received` counts the forwarded messages it handled.
     IdleStop {
         id: SubscriptionId,
+        /// The actor that asked, so a request left over from an actor that
+        /// already stopped cannot stop its replacement.
+        actor: ActorId,
         received: u64,
     },
     /// A restart that waited for the budget to refill.
@@ -134,8 +137,13 @@ impl Actor for Supervisor {
             SupervisorMsg::Forward(id, msg) => state.forward(&myself, id, msg).await,
             SupervisorMsg::Create(sub, reply) => state.create(sub, reply),
             SupervisorMsg::Delete(id, reply) => state.delete(id, reply).await,
-            SupervisorMsg::IdleStop { id, received } => {
+            SupervisorMsg::IdleStop {
+                id,
+                actor,
+                received,
+            } => {
                 if let Some(child) = state.children.get(&id)
+                    && child.actor.get_id() == actor
                     && child.forwarded == received
                 {
                     let child = state.children.remove(&id).expect("checked above");

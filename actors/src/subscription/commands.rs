@@ -1,7 +1,7 @@
 //! Requests from the API: pause, resume, update, rotation, test events and
 //! manual retries. Each change is stored before the actor adopts it.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use ractor::ActorRef;
@@ -87,6 +87,7 @@ impl SubscriptionState {
                 let url = self.sub.url.clone();
                 let secrets = self.sub.signing_secrets(Utc::now());
                 let myself = myself.clone();
+                self.verifying += 1;
                 tokio::spawn(async move {
                     let result = client.verify_endpoint(&url, &secrets).await;
                     let _ = myself.cast(SubscriptionMsg::ResumeVerified(result, reply));
@@ -100,6 +101,8 @@ impl SubscriptionState {
         result: Result<(), VerifyError>,
         reply: Reply<Subscription>,
     ) {
+        self.verifying = self.verifying.saturating_sub(1);
+        self.last_activity = Instant::now();
         if let Err(error) = result {
             let _ = reply.send(Err(error.into()));
             return;

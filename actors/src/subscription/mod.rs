@@ -122,6 +122,9 @@ pub struct SubscriptionState {
     in_flight: HashMap<EventId, InFlight>,
     /// Forwarded messages received, for the idle-stop handshake.
     received: u64,
+    /// Endpoint verifications running for a resume; their result comes back
+    /// to this actor, so it must not stop before then.
+    verifying: u32,
     last_activity: Instant,
 }
 
@@ -155,6 +158,7 @@ impl Actor for SubscriptionActor {
             timers: HashMap::new(),
             in_flight: HashMap::new(),
             received: 0,
+            verifying: 0,
             last_activity: Instant::now(),
         };
         state.refill_window()?;
@@ -254,6 +258,7 @@ impl SubscriptionState {
             && self.ready.is_empty()
             && self.timers.is_empty()
             && self.in_flight.is_empty()
+            && self.verifying == 0
     }
 
     fn schedule_idle_check(&self, myself: &ActorRef<SubscriptionMsg>) {
@@ -266,6 +271,7 @@ impl SubscriptionState {
         if self.is_idle() && self.last_activity.elapsed() >= self.ctx.settings.idle_actor_timeout {
             let _ = self.supervisor.cast(SupervisorMsg::IdleStop {
                 id: self.sub.id,
+                actor: myself.get_id(),
                 received: self.received,
             });
         }
