@@ -110,7 +110,62 @@ async fn trickled_body_times_out() {
 
     let event = deliver_one(&app, &token, "Failed").await;
     assert_timed_out(&event);
+    // The head arrived, so its status is recorded.
+    assert_eq!(event["deliveryAttempts"][0]["responseCode"], 200, "{event}");
     assert_eq!(receiver.count(), 1);
+}
+
+#[tokio::test]
+async fn truncated_body_keeps_status() {
+    let app = start(None).await;
+    let receiver = RawReceiver::start(|request| Action::Truncated {
+        status: if request.path == "/gone" { 410 } else { 200 },
+        announced: 1000,
+        body: b"partial".to_vec(),
+    })
+    .await;
+    let token = app.token(ACCOUNT);
+    let sub = app
+        .create_subscription(&token, &receiver.url("/ok"), &[TYPE], no_retries())
+        .await;
+
+    let event = deliver_one(&app, &token, "Failed").await;
+    let attempt = &event["deliveryAttempts"][0];
+    assert_eq!(attempt["success"], false, "{event}");
+    assert_eq!(attempt["responseCode"], 200, "{event}");
+    let message = attempt["errorMessage"].as_str().unwrap();
+    assert!(message.contains("body broke off"), "{message}");
+
+    // A 410 disables the subscription even when its body breaks off.
+    let path = format!("/v1/subscriptions/{}", sub["id"].as_str().unwrap());
+    let (status, body) = app
+        .put(
+            &path,
+            &token,
+            &json!({"url": receiver.url("/gone"), "eventTypes": [TYPE]}),
+        )
+        .await;
+    assert_eq!(status.as_u16(), 200, "{body}");
+    let event = deliver_one(&app, &token, "Failed").await;
+    assert_eq!(event["deliveryAttempts"][0]["responseCode"], 410, "{event}");
+    let (_, fetched) = app.get(&path, &token).await;
+    assert_eq!(fetched["status"], "Disabled", "{fetched}");
+}
+
+#[tokio::test]
+async fn invalid_status_has_no_response_code() {
+    let app = start(None).await;
+    let receiver = RawReceiver::start(|_| Action::status(999)).await;
+    let token = app.token(ACCOUNT);
+    app.create_subscription(&token, &receiver.url("/hooks"), &[TYPE], no_retries())
+        .await;
+
+    let event = deliver_one(&app, &token, "Failed").await;
+
+    let attempt = &event["deliveryAttempts"][0];
+    assert!(attempt.get("responseCode").is_none(), "{event}");
+    let message = attempt["errorMessage"].as_str().unwrap();
+    assert!(message.contains("not a final HTTP status"), "{message}");
 }
 
 #[tokio::test]

@@ -329,8 +329,11 @@ impl DeliveryClient {
         let timestamp = Utc::now().timestamp();
         let signature = signature_header(request.secrets, request.msg_id, timestamp, request.body);
         let origin = origin_of(request.url.as_str());
+        // The status and Retry-After once the response head arrived, so a
+        // body that then stalls past the total timeout keeps them.
+        let head = Mutex::new(None);
         let exchange = async {
-            let first = self.exchange(&request, timestamp, &signature).await;
+            let first = self.exchange(&request, timestamp, &signature, &head).await;
             match first {
                 Err(error) if closed_before_response(&error) && self.may_reuse(origin) => {
                     // A pooled keep-alive connection that the server closed
@@ -341,7 +344,7 @@ impl DeliveryClient {
                     // closes new connections too gets no second copy, because
                     // then no connection of it may be reused.
                     tracing::debug!(msg_id = request.msg_id, %error, "connection closed before a response; sending once more");
-                    let second = self.exchange(&request, timestamp, &signature).await;
+                    let second = self.exchange(&request, timestamp, &signature, &head).await;
                     self.note_answer(origin, second.as_ref().is_ok_and(|a| a.reusable));
                     second
                 }
@@ -352,49 +355,48 @@ impl DeliveryClient {
             }
         };
         let outcome = tokio::time::timeout(self.config.total_timeout, exchange).await;
-        let duration = started.elapsed();
         match outcome {
-            Err(_) => AttemptReport::failure(
-                ResultClass::Timeout,
-                started,
-                format!(
-                    "timed out after {} ms without a complete response (total timeout)",
-                    self.config.total_timeout.as_millis()
-                ),
-            ),
+            Err(_) => {
+                let head = *head.lock().unwrap_or_else(|e| e.into_inner());
+                let total = self.config.total_timeout.as_millis();
+                match head {
+                    Some((status, retry_after)) => answer_report(
+                        status,
+                        retry_after,
+                        Vec::new(),
+                        Some((
+                            ResultClass::Timeout,
+                            format!(
+                                "the body timed out after {total} ms before it was complete (total timeout)"
+                            ),
+                        )),
+                        started,
+                    ),
+                    None => AttemptReport::failure(
+                        ResultClass::Timeout,
+                        started,
+                        format!(
+                            "timed out after {total} ms without a complete response (total timeout)"
+                        ),
+                    ),
+                }
+            }
             Ok(Err(error)) => {
                 let (class, message) = classify(&error);
                 AttemptReport::failure(class, started, message)
             }
-            Ok(Ok(Answer {
-                status,
-                retry_after,
-                body,
-                ..
-            })) => {
-                let code = status.as_u16();
-                let class = match code {
-                    200..=299 => ResultClass::Success,
-                    300..=399 => ResultClass::Redirect,
-                    400..=499 => ResultClass::ClientError,
-                    _ => ResultClass::ServerError,
-                };
-                let error = match class {
-                    ResultClass::Success => None,
-                    ResultClass::Redirect => Some(format!(
-                        "endpoint answered {status}; redirects are not followed"
-                    )),
-                    _ => Some(format!("endpoint answered {status}")),
-                };
-                let honours_retry_after = code == 429 || code == 503;
-                AttemptReport {
-                    class,
-                    status: Some(code),
-                    duration,
-                    error,
-                    body: (!body.is_empty()).then(|| String::from_utf8_lossy(&body).into_owned()),
-                    retry_after: retry_after.filter(|_| honours_retry_after),
-                }
+            Ok(Ok(answer)) => {
+                let broken = answer.body_error.map(|error| {
+                    let (class, message) = classify(&error);
+                    (class, format!("the response body broke off: {message}"))
+                });
+                answer_report(
+                    answer.status,
+                    answer.retry_after,
+                    answer.body,
+                    broken,
+                    started,
+                )
             }
         }
     }
@@ -406,6 +408,7 @@ impl DeliveryClient {
         request: &SignedRequest<'_>,
         timestamp: i64,
         signature: &str,
+        head: &Mutex<Option<(reqwest::StatusCode, Option<Duration>)>>,
     ) -> Result<Answer, reqwest::Error> {
         let response = self
             .http
@@ -425,12 +428,14 @@ impl DeliveryClient {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, Utc::now()));
-        let body = read_capped(response, self.config.response_body_limit).await?;
+        *head.lock().unwrap_or_else(|e| e.into_inner()) = Some((status, retry_after));
+        let (body, body_error) = read_capped(response, self.config.response_body_limit).await;
         Ok(Answer {
             status,
             retry_after,
             body,
-            reusable,
+            reusable: reusable && body_error.is_none(),
+            body_error,
         })
     }
 
@@ -531,19 +536,27 @@ impl DeliveryClient {
     }
 }
 
+/// Reads up to `limit` bytes of the body. Returns what arrived, and the
+/// error when the body broke off before its end or the limit.
 async fn read_capped(
     mut response: reqwest::Response,
     limit: usize,
-) -> Result<Vec<u8>, reqwest::Error> {
+) -> (Vec<u8>, Option<reqwest::Error>) {
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
-        let room = limit.saturating_sub(body.len());
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() >= limit {
-            break;
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = limit.saturating_sub(body.len());
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if body.len() >= limit {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(error) => return (body, Some(error)),
         }
     }
-    Ok(body)
+    (body, None)
 }
 
 /// A response head and its body.
@@ -554,6 +567,68 @@ struct Answer {
     /// The connection may go back to the pool: HTTP/1.1 or later without
     /// `connection: close`, or HTTP/1.0 with `connection: keep-alive`.
     reusable: bool,
+    /// The error that broke the body off after the head arrived.
+    body_error: Option<reqwest::Error>,
+}
+
+/// Builds the report of an attempt that received a response head. `broken`
+/// gives the class and reason when the body then broke off or timed out: a
+/// 2xx takes that class and fails, another status keeps its own class, so a
+/// 410 still disables and a 503 keeps its `Retry-After`.
+fn answer_report(
+    status: reqwest::StatusCode,
+    retry_after: Option<Duration>,
+    body: Vec<u8>,
+    broken: Option<(ResultClass, String)>,
+    started: Instant,
+) -> AttemptReport {
+    let code = status.as_u16();
+    let class = match code {
+        200..=299 => ResultClass::Success,
+        300..=399 => ResultClass::Redirect,
+        400..=499 => ResultClass::ClientError,
+        500..=599 => ResultClass::ServerError,
+        // A 1xx that hyper returns as final, or a code past 599.
+        _ => {
+            return AttemptReport::failure(
+                ResultClass::Error,
+                started,
+                format!(
+                    "endpoint answered with status {code}, which is not a final HTTP status (200 to 599)"
+                ),
+            );
+        }
+    };
+    let mut error = match class {
+        ResultClass::Success => None,
+        ResultClass::Redirect => Some(format!(
+            "endpoint answered {status}; redirects are not followed"
+        )),
+        _ => Some(format!("endpoint answered {status}")),
+    };
+    let class = match broken {
+        Some((broken_class, reason)) => {
+            error = Some(match error {
+                Some(error) => format!("{error}; {reason}"),
+                None => format!("endpoint answered {status}, but {reason}"),
+            });
+            if class == ResultClass::Success {
+                broken_class
+            } else {
+                class
+            }
+        }
+        None => class,
+    };
+    let honours_retry_after = code == 429 || code == 503;
+    AttemptReport {
+        class,
+        status: Some(code),
+        duration: started.elapsed(),
+        error,
+        body: (!body.is_empty()).then(|| String::from_utf8_lossy(&body).into_owned()),
+        retry_after: retry_after.filter(|_| honours_retry_after),
+    }
 }
 
 fn connection_reusable(response: &reqwest::Response) -> bool {

@@ -32,6 +32,13 @@ pub enum Action {
         body: Vec<u8>,
         interval: Duration,
     },
+    /// Sends the status with a `content-length` of `announced`, then only
+    /// `body` (shorter), then closes the connection.
+    Truncated {
+        status: u16,
+        announced: usize,
+        body: Vec<u8>,
+    },
     /// Reads the request and never responds.
     Hang,
     /// Reads the request and closes the connection without a response.
@@ -279,6 +286,17 @@ async fn perform(stream: &mut TcpStream, action: Action) -> bool {
                 }
             }
             true
+        }
+        Action::Truncated {
+            status,
+            announced,
+            body,
+        } => {
+            let head = format!("HTTP/1.1 {status} Status\r\ncontent-length: {announced}\r\n\r\n");
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.write_all(&body).await;
+            let _ = stream.shutdown().await;
+            false
         }
         Action::Drop => {
             let _ = stream.shutdown().await;
