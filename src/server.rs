@@ -103,8 +103,9 @@ async fn serve_connections<F>(
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(warp::service(filter.clone()));
-        // The timer makes hyper enforce the head's read deadline: a client
-        // that stalls within the request line or headers is disconnected.
+        // The timer makes hyper enforce the head's read deadline. A client
+        // that stalls within the request line or headers, or stays idle
+        // between keep-alive requests that long, is disconnected.
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(header_timeout)

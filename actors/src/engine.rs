@@ -431,9 +431,9 @@ impl Engine {
             Ok(result) => result,
             // The actor stopped without replying. A delete that raced this
             // request is the expected cause, and then the request is for a
-            // subscription that no longer exists. Otherwise the actor crashed
-            // or the service is shutting down, and the supervisor restarts it,
-            // so the client is asked to retry (503 with Retry-After).
+            // subscription that no longer exists. Otherwise the actor crashed,
+            // and the supervisor restarts it, or the service is shutting down.
+            // Either way the client is asked to retry (503 with Retry-After).
             Err(_) => match self.ctx.store.get_subscription(id)? {
                 None => Err(EngineError::NotFound("subscription")),
                 Some(_) => {
