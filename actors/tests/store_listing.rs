@@ -1,39 +1,14 @@
 //! Event listings on a real sled store: totals from the in-memory counts must
 //! equal what a scan finds, also after the store is reopened.
 
+mod common;
+
 use argus_webhooks_actors::model::{
-    AccountId, EventId, EventRecord, EventStatus, EventType, PlatformEventId, SubscriptionId,
+    AccountId, EventRecord, EventStatus, EventType, SubscriptionId,
 };
-use argus_webhooks_actors::store::{EventQuery, IngestRecord, QueueChange, Store, StoreConfig};
+use argus_webhooks_actors::store::{EventQuery, IngestRecord, QueueChange, Store};
 use chrono::Utc;
-
-fn config(dir: &std::path::Path) -> StoreConfig {
-    StoreConfig {
-        dir: dir.to_path_buf(),
-        cache_capacity: 8 * 1024 * 1024,
-        fsync: false,
-        fault_file: None,
-    }
-}
-
-fn record(account: &AccountId, sub: SubscriptionId, event_type: EventType) -> EventRecord {
-    let id = EventId::new();
-    EventRecord {
-        id,
-        subscription_id: sub,
-        account_id: account.clone(),
-        event_type,
-        platform_event_id: PlatformEventId(uuid::Uuid::new_v4()),
-        status: EventStatus::Pending,
-        payload: "{}".into(),
-        attempts: Vec::new(),
-        round_attempts: 0,
-        next_attempt_at: None,
-        status_reason: None,
-        created_at: id.created_at(),
-        updated_at: Utc::now(),
-    }
-}
+use common::{config, record, reopen};
 
 fn query(account: &AccountId) -> EventQuery {
     EventQuery {
@@ -83,19 +58,7 @@ async fn totals_match_scans_and_survive_reopen() {
         store.flush().await.unwrap();
         check(&store, &account, sub_a);
     }
-    // The first store's flusher task releases sled's lock once it notices the
-    // store was dropped; poll until the reopen succeeds.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let store = loop {
-        match Store::open(&config(dir.path())) {
-            Ok(store) => break store,
-            Err(error) if std::time::Instant::now() < deadline => {
-                let _ = error;
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-            Err(error) => panic!("reopen failed: {error}"),
-        }
-    };
+    let store = reopen(dir.path()).await;
     check(&store, &account, sub_a);
     assert_eq!(store.unfinished_count(), 24);
 }

@@ -31,26 +31,29 @@ impl Store {
         }
         for event in events {
             put_event_entries(&mut batch, event);
-            batch.insert(
-                key2(QUEUE, event.subscription_id.as_bytes(), event.id.as_bytes()),
-                &[][..],
-            );
         }
-        if accepted.len() + events.len() >= DIRECT_WRITE_RECORDS {
-            // A large group costs more to insert than sled's two buffer
-            // writes, so the caller applies it and the flusher stays free.
-            // Smaller groups staged before it go first, so queues keep the
-            // order of ingest.
-            self.apply_staged()?;
-            self.track(
-                self.inner
-                    .db
-                    .apply_batch(batch.into_batch())
-                    .map_err(StoreError::from),
-            )?;
-        } else {
-            self.inner.staging.stage(batch);
-        }
+        let pending = events
+            .iter()
+            .filter(|event| event.status == EventStatus::Pending)
+            .map(|event| (event.subscription_id, event.id));
+        self.inner.queue_floors.pending(pending, || {
+            if accepted.len() + events.len() >= DIRECT_WRITE_RECORDS {
+                // A large group costs more to insert than sled's two buffer
+                // writes, so the caller applies it and the flusher stays free.
+                // Smaller groups staged before it go first, so queues keep the
+                // order of ingest.
+                self.apply_staged()?;
+                self.track(
+                    self.inner
+                        .db
+                        .apply_batch(batch.into_batch())
+                        .map_err(StoreError::from),
+                )
+            } else {
+                self.inner.staging.stage(batch);
+                Ok(())
+            }
+        })?;
         self.inner
             .unfinished
             .fetch_add(events.len() as i64, Ordering::Relaxed);
@@ -131,24 +134,31 @@ impl Store {
         self.check_fault()?;
         let mut batch = staging::Writes::default();
         put_event_entries(&mut batch, event);
-        let queue_key = key2(QUEUE, event.subscription_id.as_bytes(), event.id.as_bytes());
+        // The queue is the Pending entries of the `B` index, which
+        // `put_event_entries` has written. Only a Retrying event has a
+        // scheduled retry to remove: a delete of a missing key still costs
+        // sled a descent of the tree.
         let retry_key = key2(RETRY, event.subscription_id.as_bytes(), event.id.as_bytes());
         match change {
             QueueChange::Keep => {}
             QueueChange::Enqueue => {
-                batch.insert(queue_key, &[][..]);
                 batch.remove(retry_key);
             }
             QueueChange::Retry(at) => {
-                batch.remove(queue_key);
                 batch.insert(retry_key, &at.timestamp_millis().to_be_bytes()[..]);
             }
-            QueueChange::Finish => {
-                batch.remove(queue_key);
+            QueueChange::Finish if previous == EventStatus::Retrying => {
                 batch.remove(retry_key);
             }
+            QueueChange::Finish => {}
         }
-        self.stage(batch);
+        if event.status == EventStatus::Pending && previous != EventStatus::Pending {
+            self.inner
+                .queue_floors
+                .pending([(event.subscription_id, event.id)], || self.stage(batch));
+        } else {
+            self.stage(batch);
+        }
         let delta = match (previous.is_finished(), event.status.is_finished()) {
             (false, true) => -1,
             (true, false) => 1,
@@ -167,37 +177,56 @@ impl Store {
     }
 
     /// Returns up to `limit` queued events of a subscription, oldest first,
-    /// starting after `after`.
+    /// starting after `after`, or at the subscription's queue floor.
     pub fn queue_window(
         &self,
         subscription: SubscriptionId,
         after: Option<EventId>,
         limit: usize,
     ) -> StoreResult<Vec<EventId>> {
-        if after.is_none() {
-            // A first load, as an actor starts: it must see queue entries
-            // that are still staged, such as a manual retry's.
+        let Some(after) = after else {
+            // A first load, as an actor starts. The floor is read before the
+            // staged writes are applied, so the scan finds every event that
+            // turned Pending before the read, such as a manual retry's.
+            let seen = self.inner.queue_floors.read(subscription);
             self.apply_staged()?;
-        }
-        let prefix = key1(QUEUE, subscription.as_bytes());
-        let start = match after {
-            Some(id) => {
-                let mut key = key2(QUEUE, subscription.as_bytes(), id.as_bytes());
-                key.push(0);
-                key
-            }
-            None => prefix.clone(),
+            let Some(floor) = seen.id else {
+                return Ok(Vec::new());
+            };
+            let start = key2(BY_SUBSCRIPTION, subscription.as_bytes(), floor.as_bytes());
+            let out = self.queued_from(subscription, start, limit)?;
+            self.inner
+                .queue_floors
+                .raise(subscription, seen, out.first().copied());
+            return Ok(out);
         };
+        let mut start = key2(BY_SUBSCRIPTION, subscription.as_bytes(), after.as_bytes());
+        start.push(0);
+        self.queued_from(subscription, start, limit)
+    }
+
+    /// Returns up to `limit` Pending events of a subscription from `start`,
+    /// a key of its `B` index.
+    fn queued_from(
+        &self,
+        subscription: SubscriptionId,
+        start: Vec<u8>,
+        limit: usize,
+    ) -> StoreResult<Vec<EventId>> {
+        let prefix = key1(BY_SUBSCRIPTION, subscription.as_bytes());
+        let pending = EventStatus::Pending.code();
         let mut out = Vec::new();
         for entry in self.inner.db.range(start..) {
-            let (key, _) = self.track(entry.map_err(StoreError::from))?;
+            let (key, value) = self.track(entry.map_err(StoreError::from))?;
             if !key.starts_with(&prefix) || out.len() >= limit {
                 break;
             }
-            out.push(
-                EventId::from_slice(&key[17..])
-                    .ok_or_else(|| StoreError::Corrupt("queue key".into()))?,
-            );
+            if value.first() == Some(&pending) {
+                out.push(
+                    EventId::from_slice(&key[17..])
+                        .ok_or_else(|| StoreError::Corrupt("subscription index key".into()))?,
+                );
+            }
         }
         Ok(out)
     }
@@ -232,27 +261,29 @@ impl Store {
         Ok(out)
     }
 
-    /// Returns the ids of the subscriptions that have queued events or
-    /// scheduled retries. Skips over each subscription's entries, so the cost
-    /// grows with the number of subscriptions, not of events.
+    /// Returns the ids of the subscriptions that may have queued events or
+    /// have scheduled retries. Skips over each subscription's retries, so the
+    /// cost grows with the number of subscriptions, not of events.
     pub fn subscriptions_with_work(&self) -> StoreResult<BTreeSet<SubscriptionId>> {
-        let mut owners = BTreeSet::new();
-        for prefix in [QUEUE, RETRY] {
-            let mut start = vec![prefix];
-            loop {
-                let entry = self.inner.db.range(start.clone()..).next();
-                let Some(entry) = entry else { break };
-                let (key, _) = self.track(entry.map_err(StoreError::from))?;
-                if key.first() != Some(&prefix) || key.len() < 17 {
-                    break;
-                }
-                let id = SubscriptionId::from_slice(&key[1..17])
-                    .ok_or_else(|| StoreError::Corrupt("queue key".into()))?;
-                owners.insert(id);
-                // The first key after every entry of this subscription.
-                start = key1(prefix, id.as_bytes());
-                start.extend_from_slice(&[0xff; 17]);
+        let mut owners: BTreeSet<SubscriptionId> = self
+            .inner
+            .queue_floors
+            .subscriptions()
+            .into_iter()
+            .collect();
+        let mut start = vec![RETRY];
+        loop {
+            let entry = self.inner.db.range(start.clone()..).next();
+            let Some(entry) = entry else { break };
+            let (key, _) = self.track(entry.map_err(StoreError::from))?;
+            if key.first() != Some(&RETRY) || key.len() < 17 {
+                break;
             }
+            let id = SubscriptionId::from_slice(&key[1..17])
+                .ok_or_else(|| StoreError::Corrupt("retry key".into()))?;
+            owners.insert(id);
+            // The first key after every entry of this subscription.
+            start = prefix_end(&key1(RETRY, id.as_bytes()));
         }
         Ok(owners)
     }
@@ -260,18 +291,24 @@ impl Store {
     /// Marks every queued or retrying event of a subscription Failed with
     /// `reason`, and returns how many it changed.
     pub fn fail_unfinished(&self, subscription: SubscriptionId, reason: &str) -> StoreResult<u64> {
+        let floor = self.inner.queue_floors.read(subscription).id;
         self.apply_staged()?;
-        let mut ids: Vec<EventId> = Vec::new();
-        for prefix in [QUEUE, RETRY] {
-            for entry in self
-                .inner
-                .db
-                .scan_prefix(key1(prefix, subscription.as_bytes()))
-            {
-                let (key, _) = self.track(entry.map_err(StoreError::from))?;
-                if let Some(id) = EventId::from_slice(&key[17..]) {
-                    ids.push(id);
-                }
+        let mut ids: Vec<EventId> = match floor {
+            Some(floor) => self.queued_from(
+                subscription,
+                key2(BY_SUBSCRIPTION, subscription.as_bytes(), floor.as_bytes()),
+                usize::MAX,
+            )?,
+            None => Vec::new(),
+        };
+        for entry in self
+            .inner
+            .db
+            .scan_prefix(key1(RETRY, subscription.as_bytes()))
+        {
+            let (key, _) = self.track(entry.map_err(StoreError::from))?;
+            if let Some(id) = EventId::from_slice(&key[17..]) {
+                ids.push(id);
             }
         }
         let now = Utc::now();
@@ -349,7 +386,11 @@ impl Store {
     }
 
     /// Rebuilds the event counts from the account index.
+    /// Loads the counts, the queue floors and the number of unfinished
+    /// events from the `A` index.
     pub(super) fn load_counts(&self) -> StoreResult<()> {
+        let mut unfinished = 0;
+        let mut floors = Vec::new();
         for entry in self.inner.db.scan_prefix([BY_ACCOUNT]) {
             let (key, value) = self.track(entry.map_err(StoreError::from))?;
             let corrupt = || StoreError::Corrupt("event account index entry".into());
@@ -368,7 +409,17 @@ impl Store {
             self.inner
                 .counts
                 .add(&account, subscription, id, status, event_type, 1);
+            if !status.is_finished() {
+                unfinished += 1;
+            }
+            if status == EventStatus::Pending {
+                floors.push((subscription, id));
+            }
         }
+        // Within an account the index is in event id order, so each
+        // subscription's floor is its first Pending event.
+        self.inner.queue_floors.pending(floors, || ());
+        self.inner.unfinished.store(unfinished, Ordering::Relaxed);
         Ok(())
     }
 

@@ -11,7 +11,8 @@ pub(super) const BY_ACCOUNT_SUBSCRIPTION: u8 = b'C';
 pub(super) const EVENT: u8 = b'E';
 pub(super) const BY_SUBSCRIPTION: u8 = b'B';
 pub(super) const BY_ACCOUNT: u8 = b'A';
-pub(super) const QUEUE: u8 = b'Q';
+/// The first-attempt queue of format 1, removed when such a store opens.
+pub(super) const OLD_QUEUE: u8 = b'Q';
 pub(super) const RETRY: u8 = b'R';
 pub(super) const INGESTED: u8 = b'I';
 

@@ -10,11 +10,13 @@
 //! | `E`    | event id                       | event JSON                     |
 //! | `B`    | subscription id, event id      | [status, type]                 |
 //! | `A`    | account id, 0x00, event id     | [status, type], subscription id|
-//! | `Q`    | subscription id, event id      | empty: waits for its first attempt |
 //! | `R`    | subscription id, event id      | next attempt, ms since epoch   |
 //! | `I`    | platform event id              | ingest result JSON             |
 //!
 //! Event ids are UUID v7, so every index lists events in creation order.
+//! A subscription's queue is its Pending entries in `B`, and `floors` keeps
+//! where each queue starts. Format 1 kept the queue under a `Q` prefix as
+//! well; opening such a store removes those entries.
 //! Subscription writes and large ingests are applied to sled's memory at
 //! once. [`Store::flush`] makes every write durable, and concurrent callers
 //! share one flush (group commit).
@@ -39,11 +41,13 @@ use crate::model::{
 };
 
 mod events;
+mod floors;
 mod keys;
 mod listing;
 mod staging;
 mod subscriptions;
 
+use floors::QueueFloors;
 use keys::*;
 use staging::Staging;
 
@@ -53,7 +57,7 @@ use staging::Staging;
 pub const LAZY_FLUSH_DELAY: Duration = Duration::from_millis(10);
 
 /// Version of the on-disk layout described above.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -154,6 +158,7 @@ struct Inner {
     /// that works does not hide writes that fail.
     unfinished: AtomicI64,
     counts: EventCounts,
+    queue_floors: QueueFloors,
     staging: Arc<Staging>,
     /// Held while an event's change is staged and counted, so the counts
     /// move from the status the event really had.
@@ -194,18 +199,14 @@ impl Store {
                 healthy: Arc::new(AtomicBool::new(true)),
                 unfinished: AtomicI64::new(0),
                 counts: EventCounts::default(),
+                queue_floors: QueueFloors::default(),
                 staging: Arc::new(Staging::default()),
                 event_writes: Mutex::new(()),
                 fault_file: config.fault_file.clone(),
                 _lock: lock,
             }),
         };
-        let unfinished = store.count_prefix(QUEUE) + store.count_prefix(RETRY);
         store.load_counts()?;
-        store
-            .inner
-            .unfinished
-            .store(unfinished as i64, Ordering::Relaxed);
         let log_file = dir.join("sled").join("db");
         tokio::spawn(run_flusher(Flusher {
             db,
@@ -301,10 +302,6 @@ impl Store {
         )
     }
 
-    fn count_prefix(&self, prefix: u8) -> u64 {
-        self.inner.db.scan_prefix([prefix]).keys().count() as u64
-    }
-
     fn check_fault(&self) -> StoreResult<()> {
         if let Some(path) = &self.inner.fault_file
             && path.exists()
@@ -350,6 +347,20 @@ fn lock_dir(dir: &Path) -> StoreResult<File> {
 fn check_format(db: &sled::Db, dir: &Path) -> StoreResult<()> {
     let key = key1(META, b"format_version");
     match db.get(&key)? {
+        Some(value) if value.as_ref() == b"1" => {
+            // Format 1 also kept each Pending event under `Q`, which the `B`
+            // index already says. Nothing else changed.
+            let mut batch = sled::Batch::default();
+            let mut removed = 0;
+            for entry in db.scan_prefix([OLD_QUEUE]).keys() {
+                batch.remove(entry?);
+                removed += 1;
+            }
+            batch.insert(key, FORMAT_VERSION.to_string().as_bytes());
+            db.apply_batch(batch)?;
+            db.flush()?;
+            tracing::info!(dir = %dir.display(), removed, "store format 1 upgraded to {FORMAT_VERSION}");
+        }
         Some(value) => {
             let found = String::from_utf8_lossy(&value).to_string();
             if found != FORMAT_VERSION.to_string() {

@@ -1,0 +1,224 @@
+//! Subscription queues on a real sled store. A queue is the subscription's
+//! Pending entries in the event index; these tests check what an actor that
+//! starts (or starts again) loads from it.
+
+mod common;
+
+use argus_webhooks_actors::model::SubscriptionId;
+use argus_webhooks_actors::model::{AccountId, EventId, EventRecord, EventStatus, EventType};
+use argus_webhooks_actors::store::{QueueChange, Store};
+use chrono::Utc;
+use common::{config, record, reopen};
+
+fn events(account: &AccountId, sub: SubscriptionId, n: usize) -> Vec<EventRecord> {
+    (0..n)
+        .map(|_| record(account, sub, EventType::LeaseCreated))
+        .collect()
+}
+
+fn ids(events: &[EventRecord]) -> Vec<EventId> {
+    events.iter().map(|e| e.id).collect()
+}
+
+fn finish(store: &Store, event: &mut EventRecord, status: EventStatus) {
+    let previous = event.status;
+    event.status = status;
+    store
+        .put_event(event, previous, QueueChange::Finish)
+        .unwrap();
+}
+
+/// Loads the whole queue the way an actor does: a first window, then
+/// windows after the last id loaded.
+fn whole_queue(store: &Store, sub: SubscriptionId, window: usize) -> Vec<EventId> {
+    let mut out = store.queue_window(sub, None, window).unwrap();
+    while let Some(last) = out.last().copied() {
+        let next = store.queue_window(sub, Some(last), window).unwrap();
+        if next.is_empty() {
+            break;
+        }
+        out.extend(next);
+    }
+    out
+}
+
+#[tokio::test]
+async fn queue_holds_pending_events_in_order_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let account = AccountId::parse("acme-capital").unwrap();
+    let sub = SubscriptionId(uuid::Uuid::new_v4());
+    let other = SubscriptionId(uuid::Uuid::new_v4());
+    let mut mine = events(&account, sub, 80);
+    let theirs = events(&account, other, 5);
+    {
+        let store = Store::open(&config(dir.path())).unwrap();
+        // Groups under 64 records are staged, larger ones applied at once.
+        store.write_ingest(&[], &mine[..10]).unwrap();
+        store.write_ingest(&[], &theirs).unwrap();
+        store.write_ingest(&[], &mine[10..]).unwrap();
+        assert_eq!(whole_queue(&store, sub, 7), ids(&mine));
+
+        // Delivered, failed and retrying events leave the queue.
+        for event in mine.iter_mut().take(12) {
+            finish(&store, event, EventStatus::Delivered);
+        }
+        finish(&store, &mut mine[20], EventStatus::Failed);
+        let due = Utc::now() + chrono::Duration::hours(1);
+        mine[21].status = EventStatus::Retrying;
+        store
+            .put_event(&mine[21], EventStatus::Pending, QueueChange::Retry(due))
+            .unwrap();
+        let expected: Vec<EventId> = mine
+            .iter()
+            .filter(|e| e.status == EventStatus::Pending)
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(expected.len(), 66);
+        assert_eq!(whole_queue(&store, sub, 5), expected);
+        assert_eq!(whole_queue(&store, other, 5), ids(&theirs));
+        assert_eq!(store.unfinished_count(), 67 + 5);
+        store.flush().await.unwrap();
+    }
+    let store = reopen(dir.path()).await;
+    let expected: Vec<EventId> = mine
+        .iter()
+        .filter(|e| e.status == EventStatus::Pending)
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(whole_queue(&store, sub, 5), expected);
+    assert_eq!(store.unfinished_count(), 67 + 5);
+    let with_work = store.subscriptions_with_work().unwrap();
+    assert!(with_work.contains(&sub));
+    assert!(with_work.contains(&other));
+    assert_eq!(store.retry_entries(sub).unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn manual_retry_below_floor_is_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let account = AccountId::parse("acme-capital").unwrap();
+    let sub = SubscriptionId(uuid::Uuid::new_v4());
+    let store = Store::open(&config(dir.path())).unwrap();
+    let mut mine = events(&account, sub, 6);
+    store.write_ingest(&[], &mine).unwrap();
+    for event in mine.iter_mut().take(4) {
+        finish(&store, event, EventStatus::Delivered);
+    }
+    // A first load moves the floor up to the fifth event.
+    assert_eq!(store.queue_window(sub, None, 10).unwrap(), ids(&mine[4..]));
+    for event in mine.iter_mut().skip(4) {
+        finish(&store, event, EventStatus::Delivered);
+    }
+    assert!(store.queue_window(sub, None, 10).unwrap().is_empty());
+    assert!(!store.subscriptions_with_work().unwrap().contains(&sub));
+
+    // A manual retry of the first event puts it back below the old floor.
+    mine[0].status = EventStatus::Pending;
+    store
+        .put_event(&mine[0], EventStatus::Delivered, QueueChange::Enqueue)
+        .unwrap();
+    assert!(store.subscriptions_with_work().unwrap().contains(&sub));
+    assert_eq!(store.queue_window(sub, None, 10).unwrap(), vec![mine[0].id]);
+    assert_eq!(
+        store
+            .fail_unfinished(sub, "the subscription was deleted")
+            .unwrap(),
+        1
+    );
+    assert!(store.queue_window(sub, None, 10).unwrap().is_empty());
+    assert_eq!(store.unfinished_count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_keeps_events_ingested_during_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let account = AccountId::parse("acme-capital").unwrap();
+    let sub = SubscriptionId(uuid::Uuid::new_v4());
+    let store = Store::open(&config(dir.path())).unwrap();
+    let writer = {
+        let (store, account) = (store.clone(), account.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut still_pending = Vec::new();
+            for i in 0..3_000 {
+                let mut event = record(&account, sub, EventType::LeaseCreated);
+                store
+                    .write_ingest(&[], std::slice::from_ref(&event))
+                    .unwrap();
+                // Deliver most events at once, so the queue is often empty
+                // and first loads remove the floor while events arrive.
+                if i % 10 == 9 {
+                    still_pending.push(event.id);
+                } else {
+                    finish(&store, &mut event, EventStatus::Delivered);
+                }
+            }
+            still_pending
+        })
+    };
+    let loader = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || {
+            for _ in 0..3_000 {
+                store.queue_window(sub, None, 1).unwrap();
+            }
+        })
+    };
+    let still_pending = writer.await.unwrap();
+    loader.await.unwrap();
+    assert_eq!(whole_queue(&store, sub, 64), still_pending);
+}
+
+/// Opens the sled database under a store's dir once the store has let go.
+async fn open_raw(dir: &std::path::Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match sled::open(dir.join("sled")) {
+            Ok(db) => return db,
+            Err(error) if std::time::Instant::now() < deadline => {
+                let _ = error;
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(error) => panic!("cannot open the sled database: {error}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn format_1_queue_entries_removed_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let account = AccountId::parse("acme-capital").unwrap();
+    let sub = SubscriptionId(uuid::Uuid::new_v4());
+    let mine = events(&account, sub, 5);
+    {
+        let store = Store::open(&config(dir.path())).unwrap();
+        store.write_ingest(&[], &mine).unwrap();
+        store.flush().await.unwrap();
+    }
+    // Turn the store into format 1: version 1 and a `Q` entry per queued
+    // event, as that format kept them.
+    let db = open_raw(dir.path()).await;
+    db.insert(b"Mformat_version", &b"1"[..]).unwrap();
+    for event in &mine {
+        let mut key = vec![b'Q'];
+        key.extend_from_slice(sub.as_bytes());
+        key.extend_from_slice(event.id.as_bytes());
+        db.insert(key, &[][..]).unwrap();
+    }
+    db.flush().unwrap();
+    drop(db);
+
+    let store = reopen(dir.path()).await;
+    assert_eq!(whole_queue(&store, sub, 2), ids(&mine));
+    assert_eq!(store.unfinished_count(), 5);
+    drop(store);
+    let db = open_raw(dir.path()).await;
+    assert_eq!(
+        db.scan_prefix(b"Q").count(),
+        0,
+        "format 1 queue entries remain"
+    );
+    assert_eq!(
+        db.get(b"Mformat_version").unwrap().as_deref(),
+        Some(&b"2"[..])
+    );
+}
