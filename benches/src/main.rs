@@ -60,6 +60,12 @@ pub struct Args {
     /// Events of the batch ingest measurement.
     #[arg(long, default_value_t = 60_000)]
     pub batch_events: u64,
+    /// Concurrent clients of the batch ingest measurement.
+    #[arg(long, default_value_t = 4)]
+    pub batch_clients: usize,
+    /// Events per request of the batch ingest measurement (the service accepts at most 500).
+    #[arg(long, default_value_t = 500)]
+    pub batch_size: usize,
     /// Events per second of the latency measurements.
     #[arg(long, default_value_t = 1_000)]
     pub rate: u64,

@@ -102,8 +102,8 @@ pub async fn ingest(args: &Args) -> anyhow::Result<Vec<Sample>> {
         &service,
         &events,
         EVENT_TYPE,
-        BATCH,
-        4,
+        args.batch_size,
+        args.batch_clients,
         args.batch_events,
         args.limit(),
     )
@@ -121,7 +121,10 @@ pub async fn ingest(args: &Args) -> anyhow::Result<Vec<Sample>> {
     )];
     samples.extend(single_flushes.samples("single events", single.count));
     samples.push(Sample::new(
-        format!("batches of {BATCH}, 4 clients"),
+        format!(
+            "batches of {}, {} clients",
+            args.batch_size, args.batch_clients
+        ),
         "events/s",
         batch.rate(),
         Versus::Rate,
