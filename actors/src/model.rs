@@ -665,7 +665,10 @@ pub struct EventRecord {
     pub event_type: EventType,
     pub platform_event_id: PlatformEventId,
     pub status: EventStatus,
-    /// The exact JSON bytes sent on every attempt.
+    /// The exact JSON bytes sent on every attempt. The store keeps them
+    /// after the record's JSON, so this field is not serialised. Records of
+    /// store format 1 carry it inside the JSON.
+    #[serde(default, skip_serializing)]
     pub payload: String,
     pub attempts: Vec<DeliveryAttempt>,
     /// Attempts made since the event was queued or last manually retried.

@@ -74,7 +74,7 @@ impl Store {
 
     pub fn get_event(&self, id: EventId) -> StoreResult<Option<EventRecord>> {
         let value = self.read(&key1(EVENT, id.as_bytes()))?;
-        value.map(|v| decode(&v)).transpose()
+        value.map(|v| decode_event(&v)).transpose()
     }
 
     /// Stages an event with its index entries and queue change as one group,
@@ -343,7 +343,7 @@ impl Store {
         let mut candidates = Vec::new();
         for entry in self.inner.db.range(vec![EVENT]..end) {
             let (key, value) = self.track(entry.map_err(StoreError::from))?;
-            let event: EventRecord = decode(&value)?;
+            let event = decode_event(&value)?;
             if event.status.is_finished() {
                 candidates.push(key);
                 if candidates.len() >= limit {
@@ -385,7 +385,6 @@ impl Store {
         Ok(removed)
     }
 
-    /// Rebuilds the event counts from the account index.
     /// Loads the counts, the queue floors and the number of unfinished
     /// events from the `A` index.
     pub(super) fn load_counts(&self) -> StoreResult<()> {
@@ -439,7 +438,7 @@ impl Store {
                         continue;
                     }
                     let Some(value) = tx.get(key)? else { continue };
-                    let Ok(event) = decode::<EventRecord>(&value) else {
+                    let Ok(event) = decode_event(&value) else {
                         continue;
                     };
                     if !event.status.is_finished() {

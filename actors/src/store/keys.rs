@@ -1,6 +1,6 @@
 //! The key layout described in the module documentation of `store`.
 
-use super::encode;
+use super::encode_event;
 use super::staging::Writes;
 use crate::counts::MAX_MILLIS;
 use crate::model::{AccountId, EventId, EventRecord};
@@ -18,7 +18,7 @@ pub(super) const INGESTED: u8 = b'I';
 
 pub(super) fn put_event_entries(batch: &mut Writes, event: &EventRecord) {
     let index_value = [event.status.code(), event.event_type.code()];
-    batch.insert(key1(EVENT, event.id.as_bytes()), encode(event));
+    batch.insert(key1(EVENT, event.id.as_bytes()), encode_event(event));
     batch.insert(
         key2(
             BY_SUBSCRIPTION,

@@ -7,7 +7,7 @@
 //! | `M`    | name                           | metadata (format version)      |
 //! | `S`    | subscription id                | subscription JSON              |
 //! | `C`    | account id, 0x00, subscription id | empty: the account's subscriptions |
-//! | `E`    | event id                       | event JSON                     |
+//! | `E`    | event id                       | event record (`encode_event`)  |
 //! | `B`    | subscription id, event id      | [status, type]                 |
 //! | `A`    | account id, 0x00, event id     | [status, type], subscription id|
 //! | `R`    | subscription id, event id      | next attempt, ms since epoch   |
@@ -332,6 +332,41 @@ fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> StoreResult<T> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// First byte of an event record stored as [`encode_event`] writes it. A
+/// record of store format 1 is plain JSON and starts with `{`.
+const FRAMED_EVENT: u8 = 1;
+
+/// Encodes an event record as [`FRAMED_EVENT`], the length of the JSON of
+/// every field but the payload (4 bytes, big endian), that JSON, and then the
+/// payload as it is sent. The payload is most of the record; kept out of the
+/// JSON, it is neither escaped on each write nor unescaped on each read.
+fn encode_event(event: &EventRecord) -> Vec<u8> {
+    let head = encode(event);
+    let mut out = Vec::with_capacity(5 + head.len() + event.payload.len());
+    out.push(FRAMED_EVENT);
+    out.extend_from_slice(&(head.len() as u32).to_be_bytes());
+    out.extend_from_slice(&head);
+    out.extend_from_slice(event.payload.as_bytes());
+    out
+}
+
+fn decode_event(bytes: &[u8]) -> StoreResult<EventRecord> {
+    let Some((&FRAMED_EVENT, rest)) = bytes.split_first() else {
+        return decode(bytes);
+    };
+    let corrupt = || StoreError::Corrupt("event record frame".into());
+    let (length, rest) = rest.split_first_chunk::<4>().ok_or_else(corrupt)?;
+    let length = u32::from_be_bytes(*length) as usize;
+    if rest.len() < length {
+        return Err(corrupt());
+    }
+    let (head, payload) = rest.split_at(length);
+    let mut event: EventRecord = decode(head)?;
+    event.payload = String::from_utf8(payload.to_vec())
+        .map_err(|_| StoreError::Corrupt("event payload is not UTF-8".into()))?;
+    Ok(event)
+}
+
 fn lock_dir(dir: &Path) -> StoreResult<File> {
     use fs2::FileExt;
     let path = dir.join("LOCK");
@@ -348,8 +383,9 @@ fn check_format(db: &sled::Db, dir: &Path) -> StoreResult<()> {
     let key = key1(META, b"format_version");
     match db.get(&key)? {
         Some(value) if value.as_ref() == b"1" => {
-            // Format 1 also kept each Pending event under `Q`, which the `B`
-            // index already says. Nothing else changed.
+            // Format 1 also kept each Pending event under `Q`, which the
+            // status in the `B` index already gives. Its event records, all
+            // JSON, still decode.
             let mut batch = sled::Batch::default();
             let mut removed = 0;
             for entry in db.scan_prefix([OLD_QUEUE]).keys() {
@@ -484,4 +520,74 @@ fn flush_once(
             .map_err(|e| StoreError::Io(format!("fsync of {} failed: {e}", path.display())))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{DeliveryAttempt, EventType, PlatformEventId};
+
+    fn event() -> EventRecord {
+        let id = EventId::new();
+        EventRecord {
+            id,
+            subscription_id: SubscriptionId(uuid::Uuid::new_v4()),
+            account_id: AccountId::parse("acme-capital").unwrap(),
+            event_type: EventType::LeaseCreated,
+            platform_event_id: PlatformEventId(uuid::Uuid::new_v4()),
+            status: EventStatus::Retrying,
+            payload: r#"{"data":{"note":"caf\u00e9 \"quoted\" é","n":12345678901234567890}}"#
+                .into(),
+            attempts: vec![DeliveryAttempt {
+                attempt_number: 1,
+                timestamp: Utc::now(),
+                response_code: Some(503),
+                response_time_ms: 12,
+                success: false,
+                error_message: Some("HTTP 503".into()),
+                response_body: Some("busy".into()),
+            }],
+            round_attempts: 1,
+            next_attempt_at: Some(Utc::now()),
+            status_reason: Some("HTTP 503".into()),
+            created_at: id.created_at(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn framed_events_round_trip() {
+        let event = event();
+        let bytes = encode_event(&event);
+        assert_eq!(bytes[0], FRAMED_EVENT);
+        assert!(
+            bytes.ends_with(event.payload.as_bytes()),
+            "payload stored as sent"
+        );
+        assert_eq!(decode_event(&bytes).unwrap(), event);
+    }
+
+    #[test]
+    fn format_1_json_events_still_decode() {
+        let event = event();
+        let mut json = serde_json::to_value(&event).unwrap();
+        json["payload"] = serde_json::Value::String(event.payload.clone());
+        let bytes = serde_json::to_vec(&json).unwrap();
+        assert_eq!(decode_event(&bytes).unwrap(), event);
+    }
+
+    #[test]
+    fn broken_frames_are_corrupt_not_panics() {
+        let bytes = encode_event(&event());
+        for cut in [1, 3, 5, 20] {
+            assert!(matches!(
+                decode_event(&bytes[..cut]),
+                Err(StoreError::Corrupt(_))
+            ));
+        }
+        let mut bad = bytes.clone();
+        let last = bad.len() - 1;
+        bad[last] = 0xff;
+        assert!(matches!(decode_event(&bad), Err(StoreError::Corrupt(_))));
+    }
 }
