@@ -240,7 +240,7 @@ impl Engine {
     }
 
     pub fn get_event(&self, account: &AccountId, id: EventId) -> Result<EventRecord, EngineError> {
-        match self.ctx.store.get_event(id)? {
+        match self.ctx.store.find_event(account, id)? {
             Some(event) if &event.account_id == account => Ok(event),
             _ => Err(EngineError::NotFound("event")),
         }

@@ -6,7 +6,7 @@ mod common;
 
 use argus_webhooks_actors::model::SubscriptionId;
 use argus_webhooks_actors::model::{AccountId, EventId, EventRecord, EventStatus, EventType};
-use argus_webhooks_actors::store::{QueueChange, Store};
+use argus_webhooks_actors::store::{EventQuery, QueueChange, Store};
 use chrono::Utc;
 use common::{config, record, reopen};
 
@@ -184,33 +184,73 @@ async fn open_raw(dir: &std::path::Path) -> sled::Db {
 }
 
 #[tokio::test]
-async fn format_1_queue_entries_removed_on_open() {
+async fn format_1_store_upgrades_on_open() {
     let dir = tempfile::tempdir().unwrap();
     let account = AccountId::parse("acme-capital").unwrap();
     let sub = SubscriptionId(uuid::Uuid::new_v4());
-    let mine = events(&account, sub, 5);
+    let mut mine = events(&account, sub, 7);
+    for (i, event) in mine.iter_mut().enumerate() {
+        event.payload = format!(r#"{{"n":{i},"note":"\"quoted\""}}"#);
+        if i < 2 {
+            event.status = EventStatus::Delivered;
+        }
+    }
+    // Format 1: JSON records under the event id, an index by subscription
+    // under `B`, the account index, and a `Q` entry per Pending event.
     {
-        let store = Store::open(&config(dir.path())).unwrap();
-        store.write_ingest(&[], &mine).unwrap();
-        store.flush().await.unwrap();
+        let db = sled::open(dir.path().join("sled")).unwrap();
+        db.insert(b"Mformat_version", &b"1"[..]).unwrap();
+        for event in &mine {
+            let mut json = serde_json::to_value(event).unwrap();
+            json["payload"] = serde_json::Value::String(event.payload.clone());
+            let codes = [event.status.code(), event.event_type.code()];
+            db.insert(
+                key(b'E', &[event.id.as_bytes()]),
+                serde_json::to_vec(&json).unwrap(),
+            )
+            .unwrap();
+            db.insert(
+                key(b'B', &[sub.as_bytes(), event.id.as_bytes()]),
+                &codes[..],
+            )
+            .unwrap();
+            let mut account_key = b"Aacme-capital\0".to_vec();
+            account_key.extend_from_slice(event.id.as_bytes());
+            let mut account_value = codes.to_vec();
+            account_value.extend_from_slice(sub.as_bytes());
+            db.insert(account_key, account_value).unwrap();
+            if event.status == EventStatus::Pending {
+                db.insert(key(b'Q', &[sub.as_bytes(), event.id.as_bytes()]), &[][..])
+                    .unwrap();
+            }
+        }
+        db.flush().unwrap();
     }
-    // Turn the store into format 1: version 1 and a `Q` entry per queued
-    // event, as that format kept them.
-    let db = open_raw(dir.path()).await;
-    db.insert(b"Mformat_version", &b"1"[..]).unwrap();
-    for event in &mine {
-        let mut key = vec![b'Q'];
-        key.extend_from_slice(sub.as_bytes());
-        key.extend_from_slice(event.id.as_bytes());
-        db.insert(key, &[][..]).unwrap();
-    }
-    db.flush().unwrap();
-    drop(db);
 
-    let store = reopen(dir.path()).await;
-    assert_eq!(whole_queue(&store, sub, 2), ids(&mine));
+    let store = Store::open(&config(dir.path())).unwrap();
+    assert_eq!(whole_queue(&store, sub, 2), ids(&mine[2..]));
     assert_eq!(store.unfinished_count(), 5);
+    for event in &mine {
+        let found = store.find_event(&account, event.id).unwrap();
+        assert_eq!(found.as_ref(), Some(event));
+    }
+    let mut delivered = EventQuery {
+        account: account.clone(),
+        subscription_id: Some(sub),
+        event_type: None,
+        status: Some(EventStatus::Delivered),
+        from: None,
+        to: None,
+        page: 1,
+        page_size: 10,
+    };
+    let page = store.list_events(&delivered).unwrap();
+    assert_eq!(page.total, 2);
+    assert_eq!(page.items.len(), 2);
+    delivered.subscription_id = None;
+    assert_eq!(store.list_events(&delivered).unwrap().items.len(), 2);
     drop(store);
+
     let db = open_raw(dir.path()).await;
     assert_eq!(
         db.scan_prefix(b"Q").count(),
@@ -218,7 +258,26 @@ async fn format_1_queue_entries_removed_on_open() {
         "format 1 queue entries remain"
     );
     assert_eq!(
-        db.get(b"Mformat_version").unwrap().as_deref(),
-        Some(&b"2"[..])
+        db.scan_prefix(b"B").count(),
+        0,
+        "format 1 index entries remain"
     );
+    let event_keys: Vec<usize> = db
+        .scan_prefix(b"E")
+        .keys()
+        .map(|k| k.unwrap().len())
+        .collect();
+    assert_eq!(event_keys, vec![33; 7]);
+    assert_eq!(
+        db.get(b"Mformat_version").unwrap().as_deref(),
+        Some(&b"3"[..])
+    );
+}
+
+fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let mut key = vec![prefix];
+    for part in parts {
+        key.extend_from_slice(part);
+    }
+    key
 }

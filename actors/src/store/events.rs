@@ -72,9 +72,25 @@ impl Store {
 
     // --- events ----------------------------------------------------------
 
-    pub fn get_event(&self, id: EventId) -> StoreResult<Option<EventRecord>> {
-        let value = self.read(&key1(EVENT, id.as_bytes()))?;
+    pub fn get_event(
+        &self,
+        subscription: SubscriptionId,
+        id: EventId,
+    ) -> StoreResult<Option<EventRecord>> {
+        let value = self.read(&event_key(subscription, id))?;
         value.map(|v| decode_event(&v)).transpose()
+    }
+
+    /// Returns an account's event by id alone, through the account index.
+    pub fn find_event(&self, account: &AccountId, id: EventId) -> StoreResult<Option<EventRecord>> {
+        let Some(entry) = self.read(&account_key(account, id))? else {
+            return Ok(None);
+        };
+        let subscription = entry
+            .get(2..18)
+            .and_then(SubscriptionId::from_slice)
+            .ok_or_else(|| StoreError::Corrupt("event account index entry".into()))?;
+        self.get_event(subscription, id)
     }
 
     /// Stages an event with its index entries and queue change as one group,
@@ -88,15 +104,10 @@ impl Store {
         change: QueueChange,
     ) -> StoreResult<()> {
         let guard = self.lock_event_writes();
-        let index_key = key2(
-            BY_SUBSCRIPTION,
-            event.subscription_id.as_bytes(),
-            event.id.as_bytes(),
-        );
-        let previous = self
-            .read(&index_key)?
-            .and_then(|value| value.first().copied())
-            .and_then(EventStatus::from_code)
+        let stored = self.read(&event_key(event.subscription_id, event.id))?;
+        let previous = stored
+            .and_then(|value| event_codes(&value).ok())
+            .and_then(|(status, _)| EventStatus::from_code(status))
             .unwrap_or(previous);
         self.put_event_locked(&guard, event, previous, change)
     }
@@ -134,7 +145,7 @@ impl Store {
         self.check_fault()?;
         let mut batch = staging::Writes::default();
         put_event_entries(&mut batch, event);
-        // The queue is the Pending entries of the `B` index, which
+        // The queue is the subscription's Pending events, which
         // `put_event_entries` has written. Only a Retrying event has a
         // scheduled retry to remove: a delete of a missing key still costs
         // sled a descent of the tree.
@@ -193,27 +204,27 @@ impl Store {
             let Some(floor) = seen.id else {
                 return Ok(Vec::new());
             };
-            let start = key2(BY_SUBSCRIPTION, subscription.as_bytes(), floor.as_bytes());
+            let start = event_key(subscription, floor);
             let out = self.queued_from(subscription, start, limit)?;
             self.inner
                 .queue_floors
                 .raise(subscription, seen, out.first().copied());
             return Ok(out);
         };
-        let mut start = key2(BY_SUBSCRIPTION, subscription.as_bytes(), after.as_bytes());
+        let mut start = event_key(subscription, after);
         start.push(0);
         self.queued_from(subscription, start, limit)
     }
 
     /// Returns up to `limit` Pending events of a subscription from `start`,
-    /// a key of its `B` index.
+    /// one of its event keys.
     fn queued_from(
         &self,
         subscription: SubscriptionId,
         start: Vec<u8>,
         limit: usize,
     ) -> StoreResult<Vec<EventId>> {
-        let prefix = key1(BY_SUBSCRIPTION, subscription.as_bytes());
+        let prefix = key1(EVENT, subscription.as_bytes());
         let pending = EventStatus::Pending.code();
         let mut out = Vec::new();
         for entry in self.inner.db.range(start..) {
@@ -221,10 +232,10 @@ impl Store {
             if !key.starts_with(&prefix) || out.len() >= limit {
                 break;
             }
-            if value.first() == Some(&pending) {
+            if event_codes(&value)?.0 == pending {
                 out.push(
                     EventId::from_slice(&key[17..])
-                        .ok_or_else(|| StoreError::Corrupt("subscription index key".into()))?,
+                        .ok_or_else(|| StoreError::Corrupt("event key".into()))?,
                 );
             }
         }
@@ -294,11 +305,9 @@ impl Store {
         let floor = self.inner.queue_floors.read(subscription).id;
         self.apply_staged()?;
         let mut ids: Vec<EventId> = match floor {
-            Some(floor) => self.queued_from(
-                subscription,
-                key2(BY_SUBSCRIPTION, subscription.as_bytes(), floor.as_bytes()),
-                usize::MAX,
-            )?,
+            Some(floor) => {
+                self.queued_from(subscription, event_key(subscription, floor), usize::MAX)?
+            }
             None => Vec::new(),
         };
         for entry in self
@@ -317,7 +326,7 @@ impl Store {
             // Read and write under the lock, so a concurrent run or a
             // recorded attempt is seen and nothing is counted twice.
             let guard = self.lock_event_writes();
-            let Some(mut event) = self.get_event(id)? else {
+            let Some(mut event) = self.get_event(subscription, id)? else {
                 continue;
             };
             let previous = event.status;
@@ -339,17 +348,42 @@ impl Store {
     pub fn prune_finished(&self, before: DateTime<Utc>, limit: usize) -> StoreResult<usize> {
         self.check_fault()?;
         self.apply_staged()?;
-        let end = key1(EVENT, EventId::min_at(before.timestamp_millis()).as_bytes());
+        let cutoff = before.timestamp_millis();
         let mut candidates = Vec::new();
-        for entry in self.inner.db.range(vec![EVENT]..end) {
-            let (key, value) = self.track(entry.map_err(StoreError::from))?;
-            let event = decode_event(&value)?;
-            if event.status.is_finished() {
-                candidates.push(key);
-                if candidates.len() >= limit {
-                    break;
+        // The account index is in event id order within each account, so
+        // each account's part is read up to the cutoff, then the scan jumps
+        // to the next account.
+        let mut start = vec![BY_ACCOUNT];
+        'accounts: while candidates.len() < limit {
+            let Some(first) = self.inner.db.range(start.clone()..).next() else {
+                break;
+            };
+            let (key, _) = self.track(first.map_err(StoreError::from))?;
+            if key.first() != Some(&BY_ACCOUNT) || key.len() < 1 + 1 + 16 {
+                break;
+            }
+            let prefix = key[..key.len() - 16].to_vec();
+            for entry in self
+                .inner
+                .db
+                .range(prefix.clone()..time_key(&prefix, cutoff))
+            {
+                let (key, value) = self.track(entry.map_err(StoreError::from))?;
+                let finished = value
+                    .first()
+                    .copied()
+                    .and_then(EventStatus::from_code)
+                    .is_some_and(|s| s.is_finished());
+                let subscription = value.get(2..18).and_then(SubscriptionId::from_slice);
+                let id = EventId::from_slice(&key[key.len() - 16..]);
+                if let (true, Some(subscription), Some(id)) = (finished, subscription, id) {
+                    candidates.push(sled::IVec::from(event_key(subscription, id)));
+                    if candidates.len() >= limit {
+                        break 'accounts;
+                    }
                 }
             }
+            start = prefix_end(&prefix);
         }
         let mut removed = 0;
         for chunk in candidates.chunks(256) {
@@ -445,11 +479,6 @@ impl Store {
                         continue;
                     }
                     tx.remove(key.clone())?;
-                    tx.remove(key2(
-                        BY_SUBSCRIPTION,
-                        event.subscription_id.as_bytes(),
-                        event.id.as_bytes(),
-                    ))?;
                     tx.remove(account_key(&event.account_id, event.id))?;
                     removed.push(event);
                 }

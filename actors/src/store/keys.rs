@@ -3,31 +3,34 @@
 use super::encode_event;
 use super::staging::Writes;
 use crate::counts::MAX_MILLIS;
-use crate::model::{AccountId, EventId, EventRecord};
+use crate::model::{AccountId, EventId, EventRecord, SubscriptionId};
 
 pub(super) const META: u8 = b'M';
 pub(super) const SUBSCRIPTION: u8 = b'S';
 pub(super) const BY_ACCOUNT_SUBSCRIPTION: u8 = b'C';
 pub(super) const EVENT: u8 = b'E';
-pub(super) const BY_SUBSCRIPTION: u8 = b'B';
 pub(super) const BY_ACCOUNT: u8 = b'A';
-/// The first-attempt queue of format 1, removed when such a store opens.
-pub(super) const OLD_QUEUE: u8 = b'Q';
 pub(super) const RETRY: u8 = b'R';
 pub(super) const INGESTED: u8 = b'I';
+/// The first-attempt queue of format 1, removed when such a store opens.
+pub(super) const OLD_QUEUE: u8 = b'Q';
+/// The index by subscription of formats 1 and 2, removed when such a store
+/// opens: event keys start with the subscription id since format 3.
+pub(super) const OLD_BY_SUBSCRIPTION: u8 = b'B';
+
+/// Length of an event key: the prefix, the subscription id and the event id.
+pub(super) const EVENT_KEY_LEN: usize = 1 + 16 + 16;
+
+pub(super) fn event_key(subscription: SubscriptionId, id: EventId) -> Vec<u8> {
+    key2(EVENT, subscription.as_bytes(), id.as_bytes())
+}
 
 pub(super) fn put_event_entries(batch: &mut Writes, event: &EventRecord) {
-    let index_value = [event.status.code(), event.event_type.code()];
-    batch.insert(key1(EVENT, event.id.as_bytes()), encode_event(event));
     batch.insert(
-        key2(
-            BY_SUBSCRIPTION,
-            event.subscription_id.as_bytes(),
-            event.id.as_bytes(),
-        ),
-        &index_value[..],
+        event_key(event.subscription_id, event.id),
+        encode_event(event),
     );
-    let mut account_value = index_value.to_vec();
+    let mut account_value = vec![event.status.code(), event.event_type.code()];
     account_value.extend_from_slice(event.subscription_id.as_bytes());
     batch.insert(account_key(&event.account_id, event.id), account_value);
 }

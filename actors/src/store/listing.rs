@@ -25,8 +25,10 @@ impl Store {
         if start >= end {
             return Ok(empty);
         }
+        // A subscription's events are read directly, an account's through
+        // its index.
         let prefix = match query.subscription_id {
-            Some(sub) => key1(BY_SUBSCRIPTION, sub.as_bytes()),
+            Some(sub) => key1(EVENT, sub.as_bytes()),
             None => account_prefix(BY_ACCOUNT, &query.account),
         };
         let total = self.count_matches(query, &prefix, start..end)?;
@@ -37,27 +39,31 @@ impl Store {
 
         // With the total known, the scan stops once the page is full or every
         // match has been seen.
-        let mut page_ids = Vec::new();
+        let mut page_keys = Vec::new();
         let mut seen = 0u64;
         let range = time_key(&prefix, start)..time_key(&prefix, end);
         for entry in self.inner.db.range(range).rev() {
-            if skip >= total || seen >= total || page_ids.len() >= query.page_size as usize {
+            if skip >= total || seen >= total || page_keys.len() >= query.page_size as usize {
                 break;
             }
             let (key, value) = self.track(entry.map_err(StoreError::from))?;
-            if !index_matches(&value, query.status, query.event_type)? {
+            if !index_matches(prefix[0], &value, query.status, query.event_type)? {
                 continue;
             }
             if seen >= skip {
-                page_ids.push(EventId::from_slice(&key[key.len() - 16..]).unwrap_or_default());
+                page_keys.push(match query.subscription_id {
+                    Some(_) => key.to_vec(),
+                    None => event_key_from_index(&key, &value)?,
+                });
             }
             seen += 1;
         }
 
-        let mut items = Vec::with_capacity(page_ids.len());
-        for id in page_ids {
-            if let Some(event) = self.get_event(id)? {
-                // The subscription index has no account in its key, so check it here.
+        let mut items = Vec::with_capacity(page_keys.len());
+        for key in page_keys {
+            if let Some(value) = self.read(&key)? {
+                let event = decode_event(&value)?;
+                // Event keys have no account, so check it here.
                 if event.account_id != query.account {
                     return Ok(empty);
                 }
@@ -117,7 +123,7 @@ impl Store {
         let range = time_key(prefix, millis.start)..time_key(prefix, millis.end);
         for entry in self.inner.db.range(range) {
             let (_, value) = self.track(entry.map_err(StoreError::from))?;
-            if index_matches(&value, status, event_type)? {
+            if index_matches(prefix[0], &value, status, event_type)? {
                 count += 1;
             }
         }
@@ -125,15 +131,35 @@ impl Store {
     }
 }
 
-/// Checks the `[status, type]` value of an index entry against the filters.
+/// Checks an entry under the key prefix `kind` against the filters: an
+/// event record under `E`, or the `[status, type]` value of an account index
+/// entry under `A`.
 fn index_matches(
+    kind: u8,
     value: &[u8],
     status: Option<EventStatus>,
     event_type: Option<EventType>,
 ) -> StoreResult<bool> {
-    let [status_code, type_code, ..] = *value else {
-        return Err(StoreError::Corrupt("event index entry".into()));
+    let (status_code, type_code) = match (kind, value) {
+        (EVENT, _) => event_codes(value)?,
+        (_, [status_code, type_code, ..]) => (*status_code, *type_code),
+        _ => return Err(StoreError::Corrupt("event index entry".into())),
     };
     Ok(status.is_none_or(|s| s.code() == status_code)
         && event_type.is_none_or(|t| t.code() == type_code))
+}
+
+/// Returns the event key that an account index entry points to.
+fn event_key_from_index(key: &[u8], value: &[u8]) -> StoreResult<Vec<u8>> {
+    let corrupt = || StoreError::Corrupt("event account index entry".into());
+    let subscription = value
+        .get(2..18)
+        .and_then(SubscriptionId::from_slice)
+        .ok_or_else(corrupt)?;
+    let id = key
+        .len()
+        .checked_sub(16)
+        .and_then(|start| EventId::from_slice(&key[start..]))
+        .ok_or_else(corrupt)?;
+    Ok(event_key(subscription, id))
 }

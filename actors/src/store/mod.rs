@@ -7,16 +7,17 @@
 //! | `M`    | name                           | metadata (format version)      |
 //! | `S`    | subscription id                | subscription JSON              |
 //! | `C`    | account id, 0x00, subscription id | empty: the account's subscriptions |
-//! | `E`    | event id                       | event record (`encode_event`)  |
-//! | `B`    | subscription id, event id      | [status, type]                 |
+//! | `E`    | subscription id, event id      | event record (`encode_event`)  |
 //! | `A`    | account id, 0x00, event id     | [status, type], subscription id|
 //! | `R`    | subscription id, event id      | next attempt, ms since epoch   |
 //! | `I`    | platform event id              | ingest result JSON             |
 //!
-//! Event ids are UUID v7, so every index lists events in creation order.
-//! A subscription's queue is its Pending entries in `B`, and `floors` keeps
-//! where each queue starts. Format 1 kept the queue under a `Q` prefix as
-//! well; opening such a store removes those entries.
+//! Event ids are UUID v7, so events and the account index are in creation
+//! order within each subscription and account. A subscription's queue is
+//! its Pending events, and `floors` keeps where each queue starts. Format 1
+//! kept the queue under `Q` as well, formats 1 and 2 kept event records under
+//! the event id alone with an index by subscription under `B`. Opening such a
+//! store moves it to this layout.
 //! Subscription writes and large ingests are applied to sled's memory at
 //! once. [`Store::flush`] makes every write durable, and concurrent callers
 //! share one flush (group commit).
@@ -57,7 +58,7 @@ use staging::Staging;
 pub const LAZY_FLUSH_DELAY: Duration = Duration::from_millis(10);
 
 /// Version of the on-disk layout described above.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -332,30 +333,45 @@ fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> StoreResult<T> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-/// First byte of an event record stored as [`encode_event`] writes it. A
-/// record of store format 1 is plain JSON and starts with `{`.
-const FRAMED_EVENT: u8 = 1;
+/// First byte of an event record as [`encode_event`] writes it. Records of
+/// store format 2 start with 1 and have no status and type bytes, and those
+/// of format 1 are plain JSON and start with `{`.
+const EVENT_FRAME: u8 = 2;
+const FORMAT_2_EVENT_FRAME: u8 = 1;
 
-/// Encodes an event record as [`FRAMED_EVENT`], the length of the JSON of
-/// every field but the payload (4 bytes, big endian), that JSON, and then the
-/// payload as it is sent. The payload is most of the record; kept out of the
-/// JSON, it is neither escaped on each write nor unescaped on each read.
+/// Encodes an event record as [`EVENT_FRAME`], the status and type codes,
+/// the length of the JSON of every field but the payload (4 bytes, big
+/// endian), that JSON, and then the payload as it is sent. Scans filter on
+/// the two codes without decoding. The payload is most of the record: kept
+/// out of the JSON, it is neither escaped on each write nor unescaped on each
+/// read.
 fn encode_event(event: &EventRecord) -> Vec<u8> {
     let head = encode(event);
-    let mut out = Vec::with_capacity(5 + head.len() + event.payload.len());
-    out.push(FRAMED_EVENT);
+    let mut out = Vec::with_capacity(7 + head.len() + event.payload.len());
+    out.extend_from_slice(&[EVENT_FRAME, event.status.code(), event.event_type.code()]);
     out.extend_from_slice(&(head.len() as u32).to_be_bytes());
     out.extend_from_slice(&head);
     out.extend_from_slice(event.payload.as_bytes());
     out
 }
 
+/// Returns the status and type codes of an event record that
+/// [`encode_event`] wrote.
+fn event_codes(bytes: &[u8]) -> StoreResult<(u8, u8)> {
+    match *bytes {
+        [EVENT_FRAME, status, event_type, ..] => Ok((status, event_type)),
+        _ => Err(StoreError::Corrupt("event record frame".into())),
+    }
+}
+
 fn decode_event(bytes: &[u8]) -> StoreResult<EventRecord> {
-    let Some((&FRAMED_EVENT, rest)) = bytes.split_first() else {
-        return decode(bytes);
+    let framed = match bytes {
+        [EVENT_FRAME, _, _, rest @ ..] => rest,
+        [FORMAT_2_EVENT_FRAME, rest @ ..] => rest,
+        _ => return decode(bytes),
     };
     let corrupt = || StoreError::Corrupt("event record frame".into());
-    let (length, rest) = rest.split_first_chunk::<4>().ok_or_else(corrupt)?;
+    let (length, rest) = framed.split_first_chunk::<4>().ok_or_else(corrupt)?;
     let length = u32::from_be_bytes(*length) as usize;
     if rest.len() < length {
         return Err(corrupt());
@@ -382,20 +398,10 @@ fn lock_dir(dir: &Path) -> StoreResult<File> {
 fn check_format(db: &sled::Db, dir: &Path) -> StoreResult<()> {
     let key = key1(META, b"format_version");
     match db.get(&key)? {
-        Some(value) if value.as_ref() == b"1" => {
-            // Format 1 also kept each Pending event under `Q`, which the
-            // status in the `B` index already gives. Its event records, all
-            // JSON, still decode.
-            let mut batch = sled::Batch::default();
-            let mut removed = 0;
-            for entry in db.scan_prefix([OLD_QUEUE]).keys() {
-                batch.remove(entry?);
-                removed += 1;
-            }
-            batch.insert(key, FORMAT_VERSION.to_string().as_bytes());
-            db.apply_batch(batch)?;
+        Some(value) if value.as_ref() == b"1" || value.as_ref() == b"2" => {
+            upgrade_events(db, dir)?;
+            db.insert(key, FORMAT_VERSION.to_string().as_bytes())?;
             db.flush()?;
-            tracing::info!(dir = %dir.display(), removed, "store format 1 upgraded to {FORMAT_VERSION}");
         }
         Some(value) => {
             let found = String::from_utf8_lossy(&value).to_string();
@@ -411,6 +417,61 @@ fn check_format(db: &sled::Db, dir: &Path) -> StoreResult<()> {
             db.flush()?;
         }
     }
+    Ok(())
+}
+
+/// Moves a store of format 1 or 2 to the current layout. Each event record
+/// moves from under its id to under its subscription and id, in the current
+/// frame. The index by subscription and the format 1 queue entries, both
+/// implied by the records, are removed. Each step is one sled batch of up
+/// to 1,000 records and the format version changes last, so an upgrade cut
+/// short by a crash goes on at the next start.
+fn upgrade_events(db: &sled::Db, dir: &Path) -> StoreResult<()> {
+    const STEP: usize = 1_000;
+    let mut moved = 0u64;
+    // Each step reads on from the last record it moved, so moved records,
+    // which sort among the others, are passed over once each.
+    let mut from = vec![EVENT];
+    loop {
+        let mut batch = sled::Batch::default();
+        let mut count = 0;
+        for entry in db.range(from.clone()..) {
+            let (key, value) = entry?;
+            if key.first() != Some(&EVENT) {
+                break;
+            }
+            if key.len() == EVENT_KEY_LEN {
+                continue;
+            }
+            let event = decode_event(&value)?;
+            batch.insert(
+                event_key(event.subscription_id, event.id),
+                encode_event(&event),
+            );
+            batch.remove(key.clone());
+            from = key.to_vec();
+            from.push(0);
+            count += 1;
+            if count >= STEP {
+                break;
+            }
+        }
+        if count == 0 {
+            break;
+        }
+        db.apply_batch(batch)?;
+        moved += count as u64;
+    }
+    let mut removed = 0u64;
+    for prefix in [OLD_BY_SUBSCRIPTION, OLD_QUEUE] {
+        let mut batch = sled::Batch::default();
+        for key in db.scan_prefix([prefix]).keys() {
+            batch.remove(key?);
+            removed += 1;
+        }
+        db.apply_batch(batch)?;
+    }
+    tracing::info!(dir = %dir.display(), moved, removed, "store upgraded to format {FORMAT_VERSION}");
     Ok(())
 }
 
@@ -559,7 +620,11 @@ mod tests {
     fn framed_events_round_trip() {
         let event = event();
         let bytes = encode_event(&event);
-        assert_eq!(bytes[0], FRAMED_EVENT);
+        assert_eq!(bytes[0], EVENT_FRAME);
+        assert_eq!(
+            event_codes(&bytes).unwrap(),
+            (event.status.code(), event.event_type.code())
+        );
         assert!(
             bytes.ends_with(event.payload.as_bytes()),
             "payload stored as sent"
@@ -573,6 +638,17 @@ mod tests {
         let mut json = serde_json::to_value(&event).unwrap();
         json["payload"] = serde_json::Value::String(event.payload.clone());
         let bytes = serde_json::to_vec(&json).unwrap();
+        assert_eq!(decode_event(&bytes).unwrap(), event);
+    }
+
+    #[test]
+    fn format_2_frames_still_decode() {
+        let event = event();
+        let head = serde_json::to_vec(&event).unwrap();
+        let mut bytes = vec![FORMAT_2_EVENT_FRAME];
+        bytes.extend_from_slice(&(head.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(&head);
+        bytes.extend_from_slice(event.payload.as_bytes());
         assert_eq!(decode_event(&bytes).unwrap(), event);
     }
 

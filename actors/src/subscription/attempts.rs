@@ -21,7 +21,7 @@ impl SubscriptionState {
         event_id: EventId,
         from_queue: bool,
     ) {
-        let event = match self.ctx.store.get_event(event_id) {
+        let event = match self.ctx.store.get_event(self.sub.id, event_id) {
             Ok(Some(event)) => event,
             Ok(None) => return,
             Err(error) => {
@@ -102,7 +102,7 @@ impl SubscriptionState {
         let from_cache = cached.is_some();
         let stored = match cached {
             Some(record) => Ok(Some(*record)),
-            None => self.ctx.store.get_event(event_id),
+            None => self.ctx.store.get_event(self.sub.id, event_id),
         };
         let mut event = match stored {
             Ok(Some(event)) => event,
@@ -197,7 +197,7 @@ impl SubscriptionState {
         for (event_id, in_flight) in std::mem::take(&mut self.in_flight) {
             self.ctx.in_flight.fetch_sub(1, Ordering::Relaxed);
             metrics::gauge!("argus_webhooks_deliveries_in_flight").decrement(1.0);
-            let mut event = match self.ctx.store.get_event(event_id) {
+            let mut event = match self.ctx.store.get_event(self.sub.id, event_id) {
                 Ok(Some(event)) if !event.status.is_finished() => event,
                 Ok(_) => continue,
                 Err(error) => {

@@ -189,7 +189,7 @@ impl SubscriptionState {
     }
 
     pub(super) fn manual_retry(&mut self, event_id: EventId, reply: Reply<EventRecord>) {
-        let mut event = match self.ctx.store.get_event(event_id) {
+        let mut event = match self.ctx.store.get_event(self.sub.id, event_id) {
             Ok(Some(event)) if event.subscription_id == self.sub.id => event,
             Ok(_) => {
                 let _ = reply.send(Err(EngineError::NotFound("event")));
