@@ -281,3 +281,28 @@ fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
     }
     key
 }
+
+#[tokio::test]
+async fn queue_skips_corrupt_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let account = AccountId::parse("acme-capital").unwrap();
+    let sub = SubscriptionId(uuid::Uuid::new_v4());
+    let mine = events(&account, sub, 4);
+    {
+        let store = Store::open(&config(dir.path())).unwrap();
+        store.write_ingest(&[], &mine).unwrap();
+        store.flush().await.unwrap();
+    }
+    let db = open_raw(dir.path()).await;
+    db.insert(
+        key(b'E', &[sub.as_bytes(), mine[1].id.as_bytes()]),
+        &b"{not a record"[..],
+    )
+    .unwrap();
+    db.flush().unwrap();
+    drop(db);
+
+    let store = reopen(dir.path()).await;
+    let expected = vec![mine[0].id, mine[2].id, mine[3].id];
+    assert_eq!(whole_queue(&store, sub, 2), expected);
+}

@@ -232,7 +232,17 @@ impl Store {
             if !key.starts_with(&prefix) || out.len() >= limit {
                 break;
             }
-            if event_codes(&value)?.0 == pending {
+            let status = match event_codes(&value) {
+                Ok((status, _)) => status,
+                Err(error) => {
+                    // One damaged record must not stop the rest of the queue.
+                    let key = printable_key(&key);
+                    metrics::counter!("argus_webhooks_store_errors_total").increment(1);
+                    tracing::error!(subscription_id = %subscription, %key, %error, "skipping a corrupt event record in the queue");
+                    continue;
+                }
+            };
+            if status == pending {
                 out.push(
                     EventId::from_slice(&key[17..])
                         .ok_or_else(|| StoreError::Corrupt("event key".into()))?,

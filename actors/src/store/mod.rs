@@ -383,6 +383,12 @@ fn decode_event(bytes: &[u8]) -> StoreResult<EventRecord> {
     Ok(event)
 }
 
+/// Formats a store key for logs and errors: printable ASCII as is, other
+/// bytes as hex escapes.
+fn printable_key(key: &[u8]) -> String {
+    key.escape_ascii().to_string()
+}
+
 fn lock_dir(dir: &Path) -> StoreResult<File> {
     use fs2::FileExt;
     let path = dir.join("LOCK");
@@ -443,7 +449,12 @@ fn upgrade_events(db: &sled::Db, dir: &Path) -> StoreResult<()> {
             if key.len() == EVENT_KEY_LEN {
                 continue;
             }
-            let event = decode_event(&value)?;
+            let event = decode_event(&value).map_err(|error| {
+                StoreError::Corrupt(format!(
+                    "{error}, in the event record under key {}; remove that key to finish the upgrade",
+                    printable_key(&key)
+                ))
+            })?;
             batch.insert(
                 event_key(event.subscription_id, event.id),
                 encode_event(&event),
