@@ -8,7 +8,7 @@ use argus_webhooks_actors::model::SubscriptionId;
 use argus_webhooks_actors::model::{AccountId, EventId, EventRecord, EventStatus, EventType};
 use argus_webhooks_actors::store::{EventQuery, QueueChange, Store};
 use chrono::Utc;
-use common::{config, record, reopen};
+use common::{config, open_raw, record, reopen};
 
 fn events(account: &AccountId, sub: SubscriptionId, n: usize) -> Vec<EventRecord> {
     (0..n)
@@ -166,21 +166,6 @@ async fn queue_keeps_events_ingested_during_loads() {
     let still_pending = writer.await.unwrap();
     loader.await.unwrap();
     assert_eq!(whole_queue(&store, sub, 64), still_pending);
-}
-
-/// Opens the sled database under a store's dir once the store has let go.
-async fn open_raw(dir: &std::path::Path) -> sled::Db {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        match sled::open(dir.join("sled")) {
-            Ok(db) => return db,
-            Err(error) if std::time::Instant::now() < deadline => {
-                let _ = error;
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-            Err(error) => panic!("cannot open the sled database: {error}"),
-        }
-    }
 }
 
 #[tokio::test]

@@ -38,15 +38,25 @@ pub fn record(account: &AccountId, sub: SubscriptionId, event_type: EventType) -
 /// previous store's flusher task releases sled's lock once it notices the
 /// store was dropped, so this polls until the open succeeds.
 pub async fn reopen(dir: &std::path::Path) -> Store {
+    poll_open(|| Store::open(&config(dir)).map_err(|e| e.to_string())).await
+}
+
+/// Opens the sled database under a store's dir once the store has let go,
+/// for tests that write or check raw keys.
+#[allow(dead_code)]
+pub async fn open_raw(dir: &std::path::Path) -> sled::Db {
+    poll_open(|| sled::open(dir.join("sled")).map_err(|e| e.to_string())).await
+}
+
+async fn poll_open<T>(mut open: impl FnMut() -> Result<T, String>) -> T {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        match Store::open(&config(dir)) {
-            Ok(store) => return store,
-            Err(error) if std::time::Instant::now() < deadline => {
-                let _ = error;
+        match open() {
+            Ok(opened) => return opened,
+            Err(_) if std::time::Instant::now() < deadline => {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
-            Err(error) => panic!("reopen failed: {error}"),
+            Err(error) => panic!("the store did not open within 10 s: {error}"),
         }
     }
 }
