@@ -14,10 +14,10 @@
 //!
 //! Event ids are UUID v7, so events and the account index are in creation
 //! order within each subscription and account. A subscription's queue is
-//! its Pending events, and `floors` keeps where each queue starts. Format 1
-//! kept the queue under `Q` as well, formats 1 and 2 kept event records under
-//! the event id alone with an index by subscription under `B`. Opening such a
-//! store moves it to this layout.
+//! its Pending events, and `floors` keeps where each queue starts.
+//! Formats 1 and 2 kept event records under the event id alone, with an
+//! index by subscription under `B`, and format 1 also kept the queue under
+//! `Q`. Opening such a store moves it to this layout.
 //! Subscription writes and large ingests are applied to sled's memory at
 //! once. [`Store::flush`] makes every write durable, and concurrent callers
 //! share one flush (group commit).
@@ -383,8 +383,8 @@ fn decode_event(bytes: &[u8]) -> StoreResult<EventRecord> {
     Ok(event)
 }
 
-/// Formats a store key for logs and errors: printable ASCII as is, other
-/// bytes as hex escapes.
+/// Formats a store key for logs and errors, escaped as a Rust byte string:
+/// printable ASCII as is, other bytes as `\xNN`.
 fn printable_key(key: &[u8]) -> String {
     key.escape_ascii().to_string()
 }
