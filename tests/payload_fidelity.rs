@@ -58,3 +58,81 @@ async fn data_bytes_reach_endpoint_unchanged() {
         assert_eq!(delivered_data(request), DATA);
     }
 }
+
+/// An event for several subscriptions keeps its payload once, shared by its
+/// copies. Every copy still delivers and lists the same bytes, signed with
+/// its own subscription's secret, also after a restart and a resume.
+#[tokio::test]
+async fn shared_payload_reaches_every_subscription() {
+    let mut app = TestApp::start().await;
+    let token = app.token(ACCOUNT);
+    let types = &["property.updated"];
+    let mut active = Vec::new();
+    for _ in 0..2 {
+        let receiver = Receiver::start().await;
+        let sub = app
+            .create_subscription(&token, &receiver.url, types, None)
+            .await;
+        active.push((receiver, sub["secret"].as_str().unwrap().to_string()));
+    }
+    let paused_receiver = Receiver::start().await;
+    let paused = app
+        .create_subscription(&token, &paused_receiver.url, types, None)
+        .await;
+    let paused_id = paused["id"].as_str().unwrap().to_string();
+    let (status, _) = app
+        .post_empty(&format!("/v1/subscriptions/{paused_id}/pause"), &token)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let status = post_raw(&app, "/v1/platform/events", event_body("property.updated")).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let batch = format!(
+        "[{},{}]",
+        event_body("property.updated"),
+        event_body("property.updated")
+    );
+    let status = post_raw(&app, "/v1/platform/events/batch", batch).await;
+    assert_eq!(status, StatusCode::OK);
+
+    for (receiver, secret) in &active {
+        let requests = receiver.wait_for(3, Duration::from_secs(20)).await;
+        for request in &requests {
+            assert_eq!(delivered_data(request), DATA);
+            assert!(
+                verify_standard(secret, request),
+                "signature of a shared payload"
+            );
+        }
+    }
+    let (status, listed) = app
+        .get(
+            &format!("/v1/events?subscriptionId={paused_id}&status=Pending"),
+            &token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let queued = listed["data"].as_array().unwrap();
+    assert_eq!(queued.len(), 3, "{listed}");
+    for event in queued {
+        assert_eq!(event["payload"]["data"]["zeta"], 1, "{event}");
+    }
+
+    app.restart().await;
+    let (status, _) = app
+        .post_empty(&format!("/v1/subscriptions/{paused_id}/resume"), &token)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let requests = paused_receiver.wait_for(3, Duration::from_secs(20)).await;
+    let secret = paused["secret"].as_str().unwrap();
+    for request in &requests {
+        assert_eq!(delivered_data(request), DATA);
+        assert!(
+            verify_standard(secret, request),
+            "signature after the restart"
+        );
+    }
+    let id = queued[0]["id"].as_str().unwrap();
+    let stored = app.event(&token, id).await;
+    assert_eq!(stored["payload"]["data"]["note"], "Ünïcode ✓", "{stored}");
+}

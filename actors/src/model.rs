@@ -666,10 +666,16 @@ pub struct EventRecord {
     pub platform_event_id: PlatformEventId,
     pub status: EventStatus,
     /// The exact JSON bytes sent on every attempt. The store keeps them
-    /// after the record's JSON, so this field is not serialised. Records of
-    /// store format 1 carry it inside the JSON.
+    /// after the record's JSON, or once in the platform event's ingest
+    /// record when `shared_payload` is set, so this field is not serialised.
+    /// Records of store format 1 carry it inside the JSON. Records that the
+    /// store returns always have it.
     #[serde(default, skip_serializing)]
     pub payload: String,
+    /// The payload is kept once in the ingest record of the platform event,
+    /// for all of the event's copies, and not in this record.
+    #[serde(skip)]
+    pub shared_payload: bool,
     pub attempts: Vec<DeliveryAttempt>,
     /// Attempts made since the event was queued or last manually retried.
     pub round_attempts: u32,

@@ -183,13 +183,21 @@ impl RouterState {
                 }
             }
             let payload = event.payload_json();
+            let routes: Vec<&Route> = self
+                .routes
+                .get(&event.account_id)
+                .into_iter()
+                .flatten()
+                .filter(|route| {
+                    route.status != SubscriptionStatus::Disabled
+                        && route.types.contains(event.event_type)
+                })
+                .collect();
+            // With more than one copy, the ingest record keeps the payload
+            // once and the copies leave it out.
+            let shared_payload = routes.len() > 1;
             let mut deliveries = Vec::new();
-            for route in self.routes.get(&event.account_id).into_iter().flatten() {
-                if route.status == SubscriptionStatus::Disabled
-                    || !route.types.contains(event.event_type)
-                {
-                    continue;
-                }
+            for route in routes {
                 let id = EventId::new();
                 deliveries.push((id, route.id));
                 records.push(EventRecord {
@@ -199,7 +207,12 @@ impl RouterState {
                     event_type: event.event_type,
                     platform_event_id: event.id,
                     status: EventStatus::Pending,
-                    payload: payload.clone(),
+                    payload: if shared_payload {
+                        String::new()
+                    } else {
+                        payload.clone()
+                    },
+                    shared_payload,
                     attempts: Vec::new(),
                     round_attempts: 0,
                     next_attempt_at: None,
@@ -212,6 +225,7 @@ impl RouterState {
                 event_id: event.id,
                 deliveries: deliveries.clone(),
                 accepted_at: now,
+                payload: shared_payload.then_some(payload),
             });
             accepted_types.push(event.event_type);
             seen_in_batch.insert(event.id, outcomes.len());

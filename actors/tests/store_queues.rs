@@ -6,7 +6,7 @@ mod common;
 
 use argus_webhooks_actors::model::SubscriptionId;
 use argus_webhooks_actors::model::{AccountId, EventId, EventRecord, EventStatus, EventType};
-use argus_webhooks_actors::store::{EventQuery, QueueChange, Store};
+use argus_webhooks_actors::store::{EventQuery, FORMAT_VERSION, QueueChange, Store};
 use chrono::Utc;
 use common::{config, open_raw, record, reopen};
 
@@ -255,7 +255,7 @@ async fn format_1_store_upgrades_on_open() {
     assert_eq!(event_keys, vec![33; 7]);
     assert_eq!(
         db.get(b"Mformat_version").unwrap().as_deref(),
-        Some(&b"3"[..])
+        Some(FORMAT_VERSION.to_string().as_bytes())
     );
 }
 

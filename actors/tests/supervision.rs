@@ -333,6 +333,7 @@ async fn deleted_subscription_events_fail_at_start() {
             platform_event_id: platform.id,
             status: EventStatus::Pending,
             payload: platform.payload_json(),
+            shared_payload: false,
             attempts: Vec::new(),
             round_attempts: 0,
             next_attempt_at: None,
@@ -344,6 +345,7 @@ async fn deleted_subscription_events_fail_at_start() {
             event_id: platform.id,
             deliveries: vec![(id, sub.id)],
             accepted_at: now,
+            payload: None,
         };
         store.write_ingest(&[accepted], &[record]).unwrap();
         store.delete_subscription(&sub).unwrap();

@@ -14,7 +14,7 @@ impl Store {
 
     pub fn ingest_record(&self, id: PlatformEventId) -> StoreResult<Option<IngestRecord>> {
         let value = self.read(&key1(INGESTED, id.as_bytes()))?;
-        value.map(|v| decode(&v)).transpose()
+        value.map(|v| decode_ingest(&v)).transpose()
     }
 
     /// Stages accepted platform events and their per-subscription copies as
@@ -27,7 +27,10 @@ impl Store {
         self.check_fault()?;
         let mut batch = staging::Writes::default();
         for record in accepted {
-            batch.insert(key1(INGESTED, record.event_id.as_bytes()), encode(record));
+            batch.insert(
+                key1(INGESTED, record.event_id.as_bytes()),
+                encode_ingest(record),
+            );
         }
         for event in events {
             put_event_entries(&mut batch, event);
@@ -78,7 +81,26 @@ impl Store {
         id: EventId,
     ) -> StoreResult<Option<EventRecord>> {
         let value = self.read(&event_key(subscription, id))?;
-        value.map(|v| decode_event(&v)).transpose()
+        value.map(|v| self.load_event(&v)).transpose()
+    }
+
+    /// Decodes an event record with its payload.
+    pub(super) fn load_event(&self, bytes: &[u8]) -> StoreResult<EventRecord> {
+        let mut event = decode_event(bytes)?;
+        if event.shared_payload {
+            let key = key1(INGESTED, event.platform_event_id.as_bytes());
+            let missing = || {
+                StoreError::Corrupt(format!(
+                    "the payload of event {} is missing: ingest record {} is not found or has no payload",
+                    event.id,
+                    printable_key(&key)
+                ))
+            };
+            let record = self.read(&key)?.ok_or_else(missing)?;
+            let payload = ingest_payload(&record)?.ok_or_else(missing)?;
+            event.payload = payload_text(payload)?;
+        }
+        Ok(event)
     }
 
     /// Returns an account's event by id alone, through the account index.
@@ -414,19 +436,34 @@ impl Store {
         let mut ingested = 0;
         for entry in self.inner.db.scan_prefix([INGESTED]) {
             let (key, value) = self.track(entry.map_err(StoreError::from))?;
-            let record: IngestRecord = decode(&value)?;
-            if record.accepted_at < before {
-                batch.remove(key);
-                ingested += 1;
-                if ingested >= limit {
-                    break;
-                }
+            let record = decode_ingest(&value)?;
+            if record.accepted_at >= before {
+                continue;
+            }
+            // A shared payload stays while any copy that reads it is stored.
+            if ingest_payload(&value)?.is_some() && self.any_copy_stored(&record)? {
+                continue;
+            }
+            batch.remove(key);
+            ingested += 1;
+            if ingested >= limit {
+                break;
             }
         }
         if ingested > 0 {
             self.track(self.inner.db.apply_batch(batch).map_err(StoreError::from))?;
         }
         Ok(removed)
+    }
+
+    /// True when any of the copies that an ingest record lists is stored.
+    fn any_copy_stored(&self, record: &IngestRecord) -> StoreResult<bool> {
+        for (id, subscription) in &record.deliveries {
+            if self.read(&event_key(*subscription, *id))?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Loads the counts, the queue floors and the number of unfinished

@@ -10,14 +10,18 @@
 //! | `E`    | subscription id, event id      | event record (`encode_event`)  |
 //! | `A`    | account id, 0x00, event id     | [status, type], subscription id|
 //! | `R`    | subscription id, event id      | next attempt, ms since epoch   |
-//! | `I`    | platform event id              | ingest result JSON             |
+//! | `I`    | platform event id              | ingest result (`encode_ingest`) |
 //!
 //! Event ids are UUID v7, so events and the account index are in creation
 //! order within each subscription and account. A subscription's queue is
 //! its Pending events, and `floors` keeps where each queue starts.
+//! A platform event with more than one copy keeps its payload once, in its
+//! ingest record, and the copies leave it out. Such an ingest record stays
+//! until none of its copies is stored.
 //! Formats 1 and 2 kept event records under the event id alone, with an
 //! index by subscription under `B`, and format 1 also kept the queue under
-//! `Q`. Opening such a store moves it to this layout.
+//! `Q`. Opening such a store moves it to this layout. Format 3 had no shared
+//! payloads and reads as it is.
 //! Subscription writes and large ingests are applied to sled's memory at
 //! once. [`Store::flush`] makes every write durable, and concurrent callers
 //! share one flush (group commit).
@@ -58,7 +62,7 @@ use staging::Staging;
 pub const LAZY_FLUSH_DELAY: Duration = Duration::from_millis(10);
 
 /// Version of the on-disk layout described above.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -107,6 +111,11 @@ pub struct IngestRecord {
     pub event_id: PlatformEventId,
     pub deliveries: Vec<(EventId, SubscriptionId)>,
     pub accepted_at: DateTime<Utc>,
+    /// The payload that the event's copies share (see
+    /// [`EventRecord::shared_payload`]), kept after the record's JSON.
+    /// Reading a record for a repeat leaves it out.
+    #[serde(skip)]
+    pub payload: Option<String>,
 }
 
 /// Change to the delivery queues that comes with an event write.
@@ -333,54 +342,125 @@ fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> StoreResult<T> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-/// First byte of an event record as [`encode_event`] writes it. Records of
-/// store format 2 start with 1 and have no status and type bytes, and those
-/// of format 1 are plain JSON and start with `{`.
+/// First byte of an event record as [`encode_event`] writes it: with the
+/// payload, or without it when the payload is shared. Records of store
+/// format 2 start with 1 and have no status and type bytes, and those of
+/// format 1 are plain JSON and start with `{`.
 const EVENT_FRAME: u8 = 2;
+const SHARED_PAYLOAD_EVENT_FRAME: u8 = 3;
 const FORMAT_2_EVENT_FRAME: u8 = 1;
 
-/// Encodes an event record as [`EVENT_FRAME`], the status and type codes,
+/// First byte of an ingest record that holds a shared payload. Other ingest
+/// records are plain JSON and start with `{`.
+const INGEST_FRAME: u8 = 1;
+
+/// Encodes an event record as its frame marker, the status and type codes,
 /// the length of the JSON of every field but the payload (4 bytes, big
-/// endian), that JSON, and then the payload as it is sent. Scans filter on
-/// the two codes without decoding. The payload is most of the record: kept
-/// out of the JSON, it is neither escaped on each write nor unescaped on each
-/// read.
+/// endian), that JSON, and then the payload as it is sent, unless the payload
+/// is shared. Scans filter on the two codes without decoding. The payload is
+/// most of the record: kept out of the JSON, it is neither escaped on each
+/// write nor unescaped on each read.
 fn encode_event(event: &EventRecord) -> Vec<u8> {
-    let head = encode(event);
-    let mut out = Vec::with_capacity(7 + head.len() + event.payload.len());
-    out.extend_from_slice(&[EVENT_FRAME, event.status.code(), event.event_type.code()]);
+    let (marker, payload) = if event.shared_payload {
+        (SHARED_PAYLOAD_EVENT_FRAME, "")
+    } else {
+        (EVENT_FRAME, event.payload.as_str())
+    };
+    frame(
+        &[marker, event.status.code(), event.event_type.code()],
+        &encode(event),
+        payload.as_bytes(),
+    )
+}
+
+/// Returns `marker`, the length of `head` (4 bytes, big endian), `head` and
+/// `tail`.
+fn frame(marker: &[u8], head: &[u8], tail: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(marker.len() + 4 + head.len() + tail.len());
+    out.extend_from_slice(marker);
     out.extend_from_slice(&(head.len() as u32).to_be_bytes());
-    out.extend_from_slice(&head);
-    out.extend_from_slice(event.payload.as_bytes());
+    out.extend_from_slice(head);
+    out.extend_from_slice(tail);
     out
+}
+
+/// Splits what follows the marker of a [`frame`] into the head and the tail.
+fn unframe<'a>(framed: &'a [u8], what: &str) -> StoreResult<(&'a [u8], &'a [u8])> {
+    let corrupt = || StoreError::Corrupt(format!("{what} frame"));
+    let (length, rest) = framed.split_first_chunk::<4>().ok_or_else(corrupt)?;
+    let length = u32::from_be_bytes(*length) as usize;
+    if rest.len() < length {
+        return Err(corrupt());
+    }
+    Ok(rest.split_at(length))
 }
 
 /// Returns the status and type codes of an event record that
 /// [`encode_event`] wrote.
 fn event_codes(bytes: &[u8]) -> StoreResult<(u8, u8)> {
     match *bytes {
-        [EVENT_FRAME, status, event_type, ..] => Ok((status, event_type)),
+        [
+            EVENT_FRAME | SHARED_PAYLOAD_EVENT_FRAME,
+            status,
+            event_type,
+            ..,
+        ] => Ok((status, event_type)),
         _ => Err(StoreError::Corrupt("event record frame".into())),
     }
 }
 
+/// Decodes an event record. A record whose payload is shared comes back
+/// without it; [`Store::fill_payload`] reads it.
 fn decode_event(bytes: &[u8]) -> StoreResult<EventRecord> {
-    let framed = match bytes {
-        [EVENT_FRAME, _, _, rest @ ..] => rest,
-        [FORMAT_2_EVENT_FRAME, rest @ ..] => rest,
+    let (framed, shared) = match bytes {
+        [EVENT_FRAME, _, _, rest @ ..] => (rest, false),
+        [SHARED_PAYLOAD_EVENT_FRAME, _, _, rest @ ..] => (rest, true),
+        [FORMAT_2_EVENT_FRAME, rest @ ..] => (rest, false),
         _ => return decode(bytes),
     };
-    let corrupt = || StoreError::Corrupt("event record frame".into());
-    let (length, rest) = framed.split_first_chunk::<4>().ok_or_else(corrupt)?;
-    let length = u32::from_be_bytes(*length) as usize;
-    if rest.len() < length {
-        return Err(corrupt());
-    }
-    let (head, payload) = rest.split_at(length);
+    let (head, payload) = unframe(framed, "event record")?;
     let mut event: EventRecord = decode(head)?;
-    event.payload = String::from_utf8(payload.to_vec())
-        .map_err(|_| StoreError::Corrupt("event payload is not UTF-8".into()))?;
+    event.shared_payload = shared;
+    if shared {
+        if !payload.is_empty() {
+            return Err(StoreError::Corrupt(
+                "event record frame: a shared payload follows it".into(),
+            ));
+        }
+    } else {
+        event.payload = payload_text(payload)?;
+    }
     Ok(event)
+}
+
+fn payload_text(bytes: &[u8]) -> StoreResult<String> {
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| StoreError::Corrupt("event payload is not UTF-8".into()))
+}
+
+/// Encodes an ingest record as JSON or, when it keeps a shared payload, as
+/// [`INGEST_FRAME`] with the JSON and then the payload.
+fn encode_ingest(record: &IngestRecord) -> Vec<u8> {
+    match &record.payload {
+        Some(payload) => frame(&[INGEST_FRAME], &encode(record), payload.as_bytes()),
+        None => encode(record),
+    }
+}
+
+/// Decodes an ingest record, leaving out its payload.
+fn decode_ingest(bytes: &[u8]) -> StoreResult<IngestRecord> {
+    match bytes {
+        [INGEST_FRAME, rest @ ..] => decode(unframe(rest, "ingest record")?.0),
+        _ => decode(bytes),
+    }
+}
+
+/// Returns the shared payload that an ingest record keeps, if any.
+fn ingest_payload(bytes: &[u8]) -> StoreResult<Option<&[u8]>> {
+    match bytes {
+        [INGEST_FRAME, rest @ ..] => Ok(Some(unframe(rest, "ingest record")?.1)),
+        _ => Ok(None),
+    }
 }
 
 /// Formats a store key for logs and errors, escaped as a Rust byte string:
@@ -406,6 +486,13 @@ fn check_format(db: &sled::Db, dir: &Path) -> StoreResult<()> {
     match db.get(&key)? {
         Some(value) if value.as_ref() == b"1" || value.as_ref() == b"2" => {
             upgrade_events(db, dir)?;
+            db.insert(key, FORMAT_VERSION.to_string().as_bytes())?;
+            db.flush()?;
+        }
+        Some(value) if value.as_ref() == b"3" => {
+            // Format 4 adds shared payloads and reads every format 3 record
+            // as it is. The new version keeps older builds, which would
+            // deliver records with a shared payload empty, from opening it.
             db.insert(key, FORMAT_VERSION.to_string().as_bytes())?;
             db.flush()?;
         }
@@ -610,6 +697,7 @@ mod tests {
             status: EventStatus::Retrying,
             payload: r#"{"data":{"note":"caf\u00e9 \"quoted\" é","n":12345678901234567890}}"#
                 .into(),
+            shared_payload: false,
             attempts: vec![DeliveryAttempt {
                 attempt_number: 1,
                 timestamp: Utc::now(),
@@ -676,5 +764,67 @@ mod tests {
         let last = bad.len() - 1;
         bad[last] = 0xff;
         assert!(matches!(decode_event(&bad), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn shared_payload_frame_omits_payload() {
+        let mut event = event();
+        event.shared_payload = true;
+        let bytes = encode_event(&event);
+        assert_eq!(bytes[0], SHARED_PAYLOAD_EVENT_FRAME);
+        assert_eq!(
+            event_codes(&bytes).unwrap(),
+            (event.status.code(), event.event_type.code())
+        );
+        assert!(
+            !bytes.ends_with(event.payload.as_bytes()),
+            "a shared payload is not stored with the copy"
+        );
+        let decoded = decode_event(&bytes).unwrap();
+        assert!(decoded.shared_payload);
+        assert_eq!(decoded.payload, "");
+        assert_eq!(
+            decoded,
+            EventRecord {
+                payload: String::new(),
+                ..event
+            }
+        );
+
+        let mut extra = bytes.clone();
+        extra.extend_from_slice(b"{}");
+        assert!(matches!(decode_event(&extra), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn ingest_frame_keeps_payload() {
+        let event = event();
+        let mut record = IngestRecord {
+            event_id: event.platform_event_id,
+            deliveries: vec![(event.id, event.subscription_id)],
+            accepted_at: Utc::now(),
+            payload: None,
+        };
+        let plain = encode_ingest(&record);
+        assert_eq!(plain.first(), Some(&b'{'), "without a payload, plain JSON");
+        assert_eq!(ingest_payload(&plain).unwrap(), None);
+        assert_eq!(decode_ingest(&plain).unwrap().deliveries, record.deliveries);
+
+        record.payload = Some(event.payload.clone());
+        let framed = encode_ingest(&record);
+        assert_eq!(framed[0], INGEST_FRAME);
+        assert_eq!(
+            ingest_payload(&framed).unwrap(),
+            Some(event.payload.as_bytes())
+        );
+        let decoded = decode_ingest(&framed).unwrap();
+        assert_eq!(decoded.deliveries, record.deliveries);
+        assert_eq!(decoded.payload, None, "a repeat does not read the payload");
+        for cut in [1, 3, 6] {
+            assert!(matches!(
+                decode_ingest(&framed[..cut]),
+                Err(StoreError::Corrupt(_))
+            ));
+        }
     }
 }

@@ -25,6 +25,7 @@ pub fn record(account: &AccountId, sub: SubscriptionId, event_type: EventType) -
         platform_event_id: PlatformEventId(uuid::Uuid::new_v4()),
         status: EventStatus::Pending,
         payload: "{}".into(),
+        shared_payload: false,
         attempts: Vec::new(),
         round_attempts: 0,
         next_attempt_at: None,
