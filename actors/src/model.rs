@@ -668,8 +668,8 @@ pub struct EventRecord {
     /// The exact JSON bytes sent on every attempt. The store keeps them
     /// after the record's JSON, or once in the platform event's ingest
     /// record when `shared_payload` is set, so this field is not serialised.
-    /// Records of store format 1 carry it inside the JSON. Records that the
-    /// store returns always have it.
+    /// Records of store format 1 carry it inside the JSON. Records that
+    /// `Store::get_event` and listings return have it.
     #[serde(default, skip_serializing)]
     pub payload: String,
     /// The payload is kept once in the ingest record of the platform event,

@@ -5,13 +5,18 @@
 mod common;
 
 use argus_webhooks_actors::model::{
-    AccountId, EventRecord, EventStatus, EventType, PlatformEventId, SubscriptionId,
+    AccountId, EndpointUrl, EventRecord, EventStatus, EventType, PlatformEvent, PlatformEventId,
+    RetryPolicy, SubscriptionId, SubscriptionSpec,
 };
+use argus_webhooks_actors::ssrf::AddressPolicy;
 use argus_webhooks_actors::store::{
     EventQuery, FORMAT_VERSION, IngestRecord, QueueChange, Store, StoreError,
 };
+use argus_webhooks_actors::{DeliveryConfig, Engine, EngineConfig, EngineSettings};
 use chrono::{Duration, Utc};
 use common::{config, open_raw, record, reopen};
+use serde_json::{Value, json};
+use warp::Filter;
 
 const PAYLOAD: &str = r#"{"data":{"note":"shared \"once\" é","n":12345678901234567890}}"#;
 
@@ -69,6 +74,13 @@ async fn shared_payload_stored_once() {
     let subs = subs(3);
     let store = Store::open(&config(dir.path())).unwrap();
     let (accepted, copies) = ingest_shared(&store, &account, &subs);
+    for copy in &copies {
+        let staged = store
+            .get_event(copy.subscription_id, copy.id)
+            .unwrap()
+            .unwrap();
+        assert_eq!(staged.payload, PAYLOAD, "a staged copy has the payload");
+    }
     store.flush().await.unwrap();
 
     for copy in &copies {
@@ -76,10 +88,7 @@ async fn shared_payload_stored_once() {
             .get_event(copy.subscription_id, copy.id)
             .unwrap()
             .unwrap();
-        assert_eq!(
-            read.payload, PAYLOAD,
-            "a staged or stored copy has the payload"
-        );
+        assert_eq!(read.payload, PAYLOAD, "a stored copy has the payload");
         assert!(read.shared_payload);
         let found = store.find_event(&account, copy.id).unwrap().unwrap();
         assert_eq!(found.payload, PAYLOAD);
@@ -208,6 +217,12 @@ async fn missing_shared_payload_is_corrupt() {
     drop(db);
 
     let store = reopen(dir.path()).await;
+    let without = store
+        .get_event_without_payload(copies[0].subscription_id, copies[0].id)
+        .unwrap()
+        .expect("the copy itself is readable");
+    assert_eq!(without.payload, "");
+    assert!(without.shared_payload);
     let read = store.get_event(copies[0].subscription_id, copies[0].id);
     match read {
         Err(StoreError::Corrupt(message)) => {
@@ -245,5 +260,205 @@ async fn format_3_store_opens_as_format_4() {
     assert_eq!(
         db.get(b"Mformat_version").unwrap().as_deref(),
         Some(FORMAT_VERSION.to_string().as_bytes())
+    );
+}
+
+#[tokio::test]
+async fn missing_shared_payload_does_not_stop_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let account = AccountId::parse("acme-capital").unwrap();
+    let subs = subs(2);
+    let copies = {
+        let store = Store::open(&config(dir.path())).unwrap();
+        let (_, copies) = ingest_shared(&store, &account, &subs);
+        store.flush().await.unwrap();
+        copies
+    };
+    let db = open_raw(dir.path()).await;
+    for key in db.scan_prefix(b"I").keys() {
+        db.remove(key.unwrap()).unwrap();
+    }
+    db.flush().unwrap();
+    drop(db);
+
+    // A deleted subscription's events are failed without their payload.
+    let store = reopen(dir.path()).await;
+    let failed = store
+        .fail_unfinished(copies[0].subscription_id, "the subscription was deleted")
+        .unwrap();
+    assert_eq!(failed, 1);
+    let copy = store
+        .get_event_without_payload(copies[0].subscription_id, copies[0].id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(copy.status, EventStatus::Failed);
+}
+
+#[tokio::test]
+async fn pruned_copy_is_not_written_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let account = AccountId::parse("acme-capital").unwrap();
+    let subs = subs(2);
+    let store = Store::open(&config(dir.path())).unwrap();
+    let (accepted, copies) = ingest_shared(&store, &account, &subs);
+    finish(&store, &copies[0], EventStatus::Delivered);
+    finish(&store, &copies[1], EventStatus::Delivered);
+    // A manual retry read the copy just before pruning removed it.
+    let stale = store
+        .get_event(copies[0].subscription_id, copies[0].id)
+        .unwrap()
+        .unwrap();
+    let later = Utc::now() + Duration::days(1);
+    assert_eq!(store.prune_finished(later, 1_000).unwrap(), 2);
+    assert!(store.ingest_record(accepted.event_id).unwrap().is_none());
+
+    let mut retried = stale.clone();
+    retried.status = EventStatus::Pending;
+    let written = store
+        .put_event(&retried, EventStatus::Delivered, QueueChange::Enqueue)
+        .unwrap();
+    assert!(!written, "a pruned copy was written back");
+    let read = store
+        .get_event(copies[0].subscription_id, copies[0].id)
+        .unwrap();
+    assert!(read.is_none(), "{read:?}");
+}
+
+#[tokio::test]
+async fn corrupt_ingest_record_does_not_stop_pruning() {
+    let dir = tempfile::tempdir().unwrap();
+    let account = AccountId::parse("acme-capital").unwrap();
+    let subs = subs(2);
+    let accepted = {
+        let store = Store::open(&config(dir.path())).unwrap();
+        let (accepted, copies) = ingest_shared(&store, &account, &subs);
+        for copy in &copies {
+            finish(&store, copy, EventStatus::Delivered);
+        }
+        store.flush().await.unwrap();
+        accepted
+    };
+    let db = open_raw(dir.path()).await;
+    db.insert(b"Inot-a-platform-event", &b"{broken"[..])
+        .unwrap();
+    db.flush().unwrap();
+    drop(db);
+
+    let store = reopen(dir.path()).await;
+    let later = Utc::now() + Duration::days(1);
+    assert_eq!(store.prune_finished(later, 1_000).unwrap(), 2);
+    assert!(
+        store.ingest_record(accepted.event_id).unwrap().is_none(),
+        "pruning stopped at the corrupt ingest record"
+    );
+}
+
+/// Starts a loopback endpoint that replies to verification challenges, and
+/// to deliveries with 200.
+async fn endpoint() -> String {
+    let route = warp::post()
+        .and(warp::body::json::<Value>())
+        .map(|body: Value| warp::reply::json(&json!({"challenge": body["challenge"]})));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(warp::serve(route).incoming(listener).run());
+    format!("http://{addr}/hooks")
+}
+
+fn lease_event(account: &str, marker: &str) -> PlatformEvent {
+    let data = format!(r#"{{"marker":"{marker}"}}"#);
+    PlatformEvent {
+        id: PlatformEventId(uuid::Uuid::new_v4()),
+        event_type: EventType::LeaseCreated,
+        account_id: AccountId::parse(account).unwrap(),
+        resource_type: "lease".into(),
+        resource_id: uuid::Uuid::new_v4(),
+        timestamp: Utc::now(),
+        data: serde_json::value::RawValue::from_string(data).unwrap(),
+    }
+}
+
+/// Publishes an event to two subscriptions of one account and one to the
+/// only subscription of another, through an engine on `dir`.
+async fn fan_out_two_events(dir: &std::path::Path) {
+    let engine = Engine::start(EngineConfig {
+        store: config(dir),
+        delivery: DeliveryConfig {
+            policy: AddressPolicy::new(vec!["127.0.0.1/32".parse().unwrap()]),
+            ..DeliveryConfig::default()
+        },
+        settings: EngineSettings::default(),
+    })
+    .await
+    .unwrap();
+    let url = endpoint().await;
+    for (n, account) in ["acme-capital", "acme-capital", "solo-capital"]
+        .into_iter()
+        .enumerate()
+    {
+        let spec = SubscriptionSpec {
+            url: EndpointUrl::parse(&format!("{url}/{n}"), true).unwrap(),
+            event_types: vec![EventType::LeaseCreated],
+            description: None,
+            retry_policy: RetryPolicy::default(),
+        };
+        engine
+            .create_subscription(AccountId::parse(account).unwrap(), spec, None)
+            .await
+            .unwrap();
+    }
+    let results = engine
+        .ingest(vec![
+            lease_event("acme-capital", "fanned-out-marker"),
+            lease_event("solo-capital", "alone-marker"),
+        ])
+        .await;
+    assert_eq!(results[0].as_ref().unwrap().deliveries.len(), 2);
+    assert_eq!(results[1].as_ref().unwrap().deliveries.len(), 1);
+    engine.shutdown(std::time::Duration::from_secs(5)).await;
+}
+
+#[test]
+fn router_shares_payload_of_fanned_out_event() {
+    let dir = tempfile::tempdir().unwrap();
+    // The engine's tasks keep the store open until their runtime is dropped.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(fan_out_two_events(dir.path()));
+    drop(runtime);
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let db = runtime.block_on(open_raw(dir.path()));
+    let count = |prefix: &[u8], marker: &str| {
+        db.scan_prefix(prefix)
+            .values()
+            .filter(|value| {
+                let value = value.as_ref().unwrap();
+                value.windows(marker.len()).any(|w| w == marker.as_bytes())
+            })
+            .count()
+    };
+    assert_eq!(
+        count(b"E", "fanned-out-marker"),
+        0,
+        "a copy keeps a shared payload"
+    );
+    assert_eq!(
+        count(b"I", "fanned-out-marker"),
+        1,
+        "the ingest record keeps it once"
+    );
+    assert_eq!(
+        count(b"E", "alone-marker"),
+        1,
+        "a copy alone keeps its payload"
+    );
+    assert_eq!(
+        count(b"I", "alone-marker"),
+        0,
+        "an unshared payload is in the ingest record"
     );
 }

@@ -75,32 +75,59 @@ impl Store {
 
     // --- events ----------------------------------------------------------
 
+    /// Returns an event with its payload.
     pub fn get_event(
         &self,
         subscription: SubscriptionId,
         id: EventId,
     ) -> StoreResult<Option<EventRecord>> {
-        let value = self.read(&event_key(subscription, id))?;
-        value.map(|v| self.load_event(&v)).transpose()
+        let key = event_key(subscription, id);
+        match self.read(&key)? {
+            Some(value) => self.load_event(&key, &value),
+            None => Ok(None),
+        }
     }
 
-    /// Decodes an event record with its payload.
-    pub(super) fn load_event(&self, bytes: &[u8]) -> StoreResult<EventRecord> {
+    /// Returns an event whose payload, when shared, is left empty, for
+    /// callers that change its status or history and send nothing, so they
+    /// keep working when the ingest record that keeps the payload is damaged.
+    pub fn get_event_without_payload(
+        &self,
+        subscription: SubscriptionId,
+        id: EventId,
+    ) -> StoreResult<Option<EventRecord>> {
+        let value = self.read(&event_key(subscription, id))?;
+        value.map(|v| decode_event(&v)).transpose()
+    }
+
+    /// Decodes the event record `bytes`, stored under `key`, with its
+    /// payload. Returns `None` when pruning removed the record while its
+    /// shared payload was read, since pruning removes the last copy before
+    /// the ingest record.
+    pub(super) fn load_event(&self, key: &[u8], bytes: &[u8]) -> StoreResult<Option<EventRecord>> {
         let mut event = decode_event(bytes)?;
-        if event.shared_payload {
-            let key = key1(INGESTED, event.platform_event_id.as_bytes());
-            let missing = || {
-                StoreError::Corrupt(format!(
-                    "the payload of event {} is missing: ingest record {} is not found or has no payload",
-                    event.id,
-                    printable_key(&key)
-                ))
-            };
-            let record = self.read(&key)?.ok_or_else(missing)?;
-            let payload = ingest_payload(&record)?.ok_or_else(missing)?;
-            event.payload = payload_text(payload)?;
+        if !event.shared_payload {
+            return Ok(Some(event));
         }
-        Ok(event)
+        let ingest_key = key1(INGESTED, event.platform_event_id.as_bytes());
+        let payload = match self.read(&ingest_key)? {
+            Some(record) => ingest_payload(&record)?.map(payload_text).transpose()?,
+            None => None,
+        };
+        match payload {
+            Some(payload) => {
+                event.payload = payload;
+                Ok(Some(event))
+            }
+            None if self.read(key)?.is_none() => Ok(None),
+            None => {
+                metrics::counter!("argus_webhooks_store_errors_total").increment(1);
+                Err(StoreError::Corrupt(format!(
+                    "the payload of event {} is missing: the ingest record of platform event {} is missing or keeps no payload",
+                    event.id, event.platform_event_id
+                )))
+            }
+        }
     }
 
     /// Returns an account's event by id alone, through the account index.
@@ -116,22 +143,27 @@ impl Store {
     }
 
     /// Stages an event with its index entries and queue change as one group,
-    /// and requests a flush within [`LAZY_FLUSH_DELAY`]. `previous` is the
-    /// status the caller read; the counts use the stored status when there
-    /// is one, because another writer may have changed it since.
+    /// and requests a flush within [`LAZY_FLUSH_DELAY`]. The counts use the
+    /// stored status, because another writer may have changed it since the
+    /// caller read it. Returns false, and writes nothing, when the event is
+    /// no longer stored: pruning removed it since it was read, and writing
+    /// it again would bring back a copy whose shared payload may be gone.
     pub fn put_event(
         &self,
         event: &EventRecord,
         previous: EventStatus,
         change: QueueChange,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let guard = self.lock_event_writes();
-        let stored = self.read(&event_key(event.subscription_id, event.id))?;
-        let previous = stored
-            .and_then(|value| event_codes(&value).ok())
+        let Some(stored) = self.read(&event_key(event.subscription_id, event.id))? else {
+            return Ok(false);
+        };
+        let previous = event_codes(&stored)
+            .ok()
             .and_then(|(status, _)| EventStatus::from_code(status))
             .unwrap_or(previous);
-        self.put_event_locked(&guard, event, previous, change)
+        self.put_event_locked(&guard, event, previous, change)?;
+        Ok(true)
     }
 
     fn lock_event_writes(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -358,7 +390,7 @@ impl Store {
             // Read and write under the lock, so a concurrent run or a
             // recorded attempt is seen and nothing is counted twice.
             let guard = self.lock_event_writes();
-            let Some(mut event) = self.get_event(subscription, id)? else {
+            let Some(mut event) = self.get_event_without_payload(subscription, id)? else {
                 continue;
             };
             let previous = event.status;
@@ -419,7 +451,12 @@ impl Store {
         }
         let mut removed = 0;
         for chunk in candidates.chunks(256) {
-            let pruned = self.track(self.remove_finished(chunk))?;
+            // Under the event write lock, so a writer that checked its event
+            // is still stored cannot write it back after this removes it.
+            let pruned = {
+                let _guard = self.lock_event_writes();
+                self.track(self.remove_finished(chunk))?
+            };
             removed += pruned.len();
             for event in pruned {
                 self.inner.counts.add(
@@ -436,7 +473,16 @@ impl Store {
         let mut ingested = 0;
         for entry in self.inner.db.scan_prefix([INGESTED]) {
             let (key, value) = self.track(entry.map_err(StoreError::from))?;
-            let record = decode_ingest(&value)?;
+            let record = match decode_ingest(&value) {
+                Ok(record) => record,
+                Err(error) => {
+                    // One damaged record must not stop every pruning run.
+                    let key = printable_key(&key);
+                    metrics::counter!("argus_webhooks_store_errors_total").increment(1);
+                    tracing::error!(%key, %error, "skipping a corrupt ingest record when pruning");
+                    continue;
+                }
+            };
             if record.accepted_at >= before {
                 continue;
             }

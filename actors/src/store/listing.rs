@@ -61,8 +61,9 @@ impl Store {
 
         let mut items = Vec::with_capacity(page_keys.len());
         for key in page_keys {
-            if let Some(value) = self.read(&key)? {
-                let event = self.load_event(&value)?;
+            if let Some(value) = self.read(&key)?
+                && let Some(event) = self.load_event(&key, &value)?
+            {
                 // Event keys have no account, so check it here.
                 if event.account_id != query.account {
                     return Ok(empty);

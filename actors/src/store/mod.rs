@@ -350,7 +350,7 @@ const EVENT_FRAME: u8 = 2;
 const SHARED_PAYLOAD_EVENT_FRAME: u8 = 3;
 const FORMAT_2_EVENT_FRAME: u8 = 1;
 
-/// First byte of an ingest record that holds a shared payload. Other ingest
+/// First byte of an ingest record that keeps a shared payload. Other ingest
 /// records are plain JSON and start with `{`.
 const INGEST_FRAME: u8 = 1;
 
@@ -385,8 +385,8 @@ fn frame(marker: &[u8], head: &[u8], tail: &[u8]) -> Vec<u8> {
 }
 
 /// Splits what follows the marker of a [`frame`] into the head and the tail.
-fn unframe<'a>(framed: &'a [u8], what: &str) -> StoreResult<(&'a [u8], &'a [u8])> {
-    let corrupt = || StoreError::Corrupt(format!("{what} frame"));
+fn unframe<'a>(framed: &'a [u8], record_kind: &str) -> StoreResult<(&'a [u8], &'a [u8])> {
+    let corrupt = || StoreError::Corrupt(format!("{record_kind} frame"));
     let (length, rest) = framed.split_first_chunk::<4>().ok_or_else(corrupt)?;
     let length = u32::from_be_bytes(*length) as usize;
     if rest.len() < length {
@@ -410,7 +410,7 @@ fn event_codes(bytes: &[u8]) -> StoreResult<(u8, u8)> {
 }
 
 /// Decodes an event record. A record whose payload is shared comes back
-/// without it; [`Store::fill_payload`] reads it.
+/// without it, and `Store::load_event` reads it.
 fn decode_event(bytes: &[u8]) -> StoreResult<EventRecord> {
     let (framed, shared) = match bytes {
         [EVENT_FRAME, _, _, rest @ ..] => (rest, false),
@@ -495,6 +495,7 @@ fn check_format(db: &sled::Db, dir: &Path) -> StoreResult<()> {
             // deliver records with a shared payload empty, from opening it.
             db.insert(key, FORMAT_VERSION.to_string().as_bytes())?;
             db.flush()?;
+            tracing::info!(dir = %dir.display(), moved = 0, removed = 0, "store upgraded to format {FORMAT_VERSION}");
         }
         Some(value) => {
             let found = String::from_utf8_lossy(&value).to_string();

@@ -102,7 +102,10 @@ impl SubscriptionState {
         let from_cache = cached.is_some();
         let stored = match cached {
             Some(record) => Ok(Some(*record)),
-            None => self.ctx.store.get_event(self.sub.id, event_id),
+            None => self
+                .ctx
+                .store
+                .get_event_without_payload(self.sub.id, event_id),
         };
         let mut event = match stored {
             Ok(Some(event)) => event,
@@ -167,7 +170,11 @@ impl SubscriptionState {
         let written = if from_cache {
             self.ctx.store.put_own_event(&event, previous, change)
         } else {
-            self.ctx.store.put_event(&event, previous, change)
+            // Only finished events are pruned, so this one is still stored.
+            self.ctx
+                .store
+                .put_event(&event, previous, change)
+                .map(|_| ())
         };
         if let Err(error) = written {
             tracing::error!(subscription_id = %self.sub.id, %event_id, %error, "cannot record the attempt; the event will be sent again in 1 s");
@@ -197,7 +204,11 @@ impl SubscriptionState {
         for (event_id, in_flight) in std::mem::take(&mut self.in_flight) {
             self.ctx.in_flight.fetch_sub(1, Ordering::Relaxed);
             metrics::gauge!("argus_webhooks_deliveries_in_flight").decrement(1.0);
-            let mut event = match self.ctx.store.get_event(self.sub.id, event_id) {
+            let mut event = match self
+                .ctx
+                .store
+                .get_event_without_payload(self.sub.id, event_id)
+            {
                 Ok(Some(event)) if !event.status.is_finished() => event,
                 Ok(_) => continue,
                 Err(error) => {
@@ -221,7 +232,8 @@ impl SubscriptionState {
             event.updated_at = now;
             let status = event.status;
             match self.ctx.store.put_event(&event, status, QueueChange::Keep) {
-                Ok(()) => {
+                Ok(false) => {}
+                Ok(true) => {
                     tracing::warn!(subscription_id = %self.sub.id, %event_id, attempt = in_flight.attempt, "attempt interrupted by shutdown; it is sent again after restart")
                 }
                 Err(error) => {

@@ -219,13 +219,21 @@ impl SubscriptionState {
         event.status_reason = None;
         event.next_attempt_at = None;
         event.updated_at = Utc::now();
-        if let Err(error) = self
+        match self
             .ctx
             .store
             .put_event(&event, previous, QueueChange::Enqueue)
         {
-            let _ = reply.send(Err(error.into()));
-            return;
+            Ok(true) => {}
+            // Pruned since it was read.
+            Ok(false) => {
+                let _ = reply.send(Err(EngineError::NotFound("event")));
+                return;
+            }
+            Err(error) => {
+                let _ = reply.send(Err(error.into()));
+                return;
+            }
         }
         tracing::info!(subscription_id = %self.sub.id, %event_id, "manual retry queued");
         self.ready.push_back(event_id);

@@ -301,7 +301,11 @@ impl SubscriptionState {
         let now = Utc::now();
         let mut overdue = 0;
         for (event_id, due) in self.ctx.store.retry_entries(self.sub.id)? {
-            let Some(event) = self.ctx.store.get_event(self.sub.id, event_id)? else {
+            let Some(event) = self
+                .ctx
+                .store
+                .get_event_without_payload(self.sub.id, event_id)?
+            else {
                 continue;
             };
             let attempt = event.attempts.len() as u32 + 1;
