@@ -61,7 +61,9 @@ async fn data_bytes_reach_endpoint_unchanged() {
 
 /// An event for several subscriptions keeps its payload once, shared by its
 /// copies. Every copy still delivers and lists the same bytes, signed with
-/// its own subscription's secret, also after a restart and a resume.
+/// its own subscription's secret, also after a restart and a resume, and on
+/// a manual retry. The batch is large enough for the router to write it
+/// straight to the store instead of staging it.
 #[tokio::test]
 async fn shared_payload_reaches_every_subscription() {
     let mut app = TestApp::start().await;
@@ -87,16 +89,13 @@ async fn shared_payload_reaches_every_subscription() {
 
     let status = post_raw(&app, "/v1/platform/events", event_body("property.updated")).await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    let batch = format!(
-        "[{},{}]",
-        event_body("property.updated"),
-        event_body("property.updated")
-    );
+    let batch: Vec<String> = (0..30).map(|_| event_body("property.updated")).collect();
+    let batch = format!("[{}]", batch.join(","));
     let status = post_raw(&app, "/v1/platform/events/batch", batch).await;
     assert_eq!(status, StatusCode::OK);
 
     for (receiver, secret) in &active {
-        let requests = receiver.wait_for(3, Duration::from_secs(20)).await;
+        let requests = receiver.wait_for(31, Duration::from_secs(20)).await;
         for request in &requests {
             assert_eq!(delivered_data(request), DATA);
             assert!(
@@ -107,13 +106,13 @@ async fn shared_payload_reaches_every_subscription() {
     }
     let (status, listed) = app
         .get(
-            &format!("/v1/events?subscriptionId={paused_id}&status=Pending"),
+            &format!("/v1/events?subscriptionId={paused_id}&status=Pending&pageSize=100"),
             &token,
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{listed}");
     let queued = listed["data"].as_array().unwrap();
-    assert_eq!(queued.len(), 3, "{listed}");
+    assert_eq!(queued.len(), 31, "{listed}");
     for event in queued {
         assert_eq!(event["payload"]["data"]["zeta"], 1, "{event}");
     }
@@ -123,7 +122,7 @@ async fn shared_payload_reaches_every_subscription() {
         .post_empty(&format!("/v1/subscriptions/{paused_id}/resume"), &token)
         .await;
     assert_eq!(status, StatusCode::OK);
-    let requests = paused_receiver.wait_for(3, Duration::from_secs(20)).await;
+    let requests = paused_receiver.wait_for(31, Duration::from_secs(20)).await;
     let secret = paused["secret"].as_str().unwrap();
     for request in &requests {
         assert_eq!(delivered_data(request), DATA);
@@ -135,4 +134,19 @@ async fn shared_payload_reaches_every_subscription() {
     let id = queued[0]["id"].as_str().unwrap();
     let stored = app.event(&token, id).await;
     assert_eq!(stored["payload"]["data"]["note"], "Ünïcode ✓", "{stored}");
+
+    app.wait_for_event_status(&token, id, "Delivered", Duration::from_secs(20))
+        .await;
+    let (status, body) = app
+        .post_empty(&format!("/v1/events/{id}/retry"), &token)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let requests = paused_receiver.wait_for(32, Duration::from_secs(20)).await;
+    let retried = requests.last().unwrap();
+    assert_eq!(retried.header("webhook-id"), id);
+    assert_eq!(delivered_data(retried), DATA);
+    assert!(
+        verify_standard(secret, retried),
+        "signature of a manual retry"
+    );
 }
