@@ -198,23 +198,28 @@ async fn shared_payload_kept_until_last_copy_pruned() {
     );
 }
 
-#[tokio::test]
-async fn missing_shared_payload_is_corrupt() {
-    let dir = tempfile::tempdir().unwrap();
+/// Stores two copies of one platform event in `dir` that share a payload,
+/// then removes the ingest record that keeps it, as a damaged store would.
+async fn copies_without_ingest_record(dir: &std::path::Path) -> Vec<EventRecord> {
     let account = AccountId::parse("acme-capital").unwrap();
-    let subs = subs(2);
     let copies = {
-        let store = Store::open(&config(dir.path())).unwrap();
-        let (_, copies) = ingest_shared(&store, &account, &subs);
+        let store = Store::open(&config(dir)).unwrap();
+        let (_, copies) = ingest_shared(&store, &account, &subs(2));
         store.flush().await.unwrap();
         copies
     };
-    let db = open_raw(dir.path()).await;
+    let db = open_raw(dir).await;
     for key in db.scan_prefix(b"I").keys() {
         db.remove(key.unwrap()).unwrap();
     }
     db.flush().unwrap();
-    drop(db);
+    copies
+}
+
+#[tokio::test]
+async fn missing_shared_payload_is_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let copies = copies_without_ingest_record(dir.path()).await;
 
     let store = reopen(dir.path()).await;
     let without = store
@@ -266,20 +271,7 @@ async fn format_3_store_opens_as_format_4() {
 #[tokio::test]
 async fn missing_shared_payload_does_not_stop_failing() {
     let dir = tempfile::tempdir().unwrap();
-    let account = AccountId::parse("acme-capital").unwrap();
-    let subs = subs(2);
-    let copies = {
-        let store = Store::open(&config(dir.path())).unwrap();
-        let (_, copies) = ingest_shared(&store, &account, &subs);
-        store.flush().await.unwrap();
-        copies
-    };
-    let db = open_raw(dir.path()).await;
-    for key in db.scan_prefix(b"I").keys() {
-        db.remove(key.unwrap()).unwrap();
-    }
-    db.flush().unwrap();
-    drop(db);
+    let copies = copies_without_ingest_record(dir.path()).await;
 
     // A deleted subscription's events are failed without their payload.
     let store = reopen(dir.path()).await;
