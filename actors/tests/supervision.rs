@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use argus_webhooks_actors::context::Context;
+use argus_webhooks_actors::delivery::DeliveryClient;
 use argus_webhooks_actors::model::{
     AccountId, EndpointUrl, EventId, EventRecord, EventStatus, EventType, PlatformEvent,
     PlatformEventId, RetryPolicy, SigningSecret, Subscription, SubscriptionId, SubscriptionSpec,
@@ -15,6 +17,8 @@ use argus_webhooks_actors::model::{
 };
 use argus_webhooks_actors::ssrf::AddressPolicy;
 use argus_webhooks_actors::store::{IngestRecord, Store};
+use argus_webhooks_actors::subscription::SubscriptionMsg;
+use argus_webhooks_actors::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
 use argus_webhooks_actors::{DeliveryConfig, Engine, EngineConfig, EngineSettings, StoreConfig};
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -375,4 +379,113 @@ async fn deleted_subscription_events_fail_at_start() {
         Some("the subscription was deleted")
     );
     assert_eq!(engine.health().queue_depth, 0);
+}
+
+/// Returns the supervisor's subscription actors: its children but the router.
+async fn subscription_actors(
+    supervisor: &ractor::ActorRef<SupervisorMsg>,
+) -> Vec<ractor::ActorCell> {
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    supervisor.cast(SupervisorMsg::GetRouter(sender)).unwrap();
+    let router = receiver.await.unwrap().get_id();
+    supervisor
+        .get_children()
+        .into_iter()
+        .filter(|child| child.get_id() != router)
+        .collect()
+}
+
+/// Waits until the supervisor has exactly one subscription actor other than
+/// `old` and returns it.
+async fn new_subscription_actor(
+    supervisor: &ractor::ActorRef<SupervisorMsg>,
+    old: Option<ractor::ActorId>,
+) -> ractor::ActorCell {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let actors: Vec<_> = subscription_actors(supervisor)
+            .await
+            .into_iter()
+            .filter(|actor| Some(actor.get_id()) != old)
+            .collect();
+        if let [actor] = actors.as_slice() {
+            return actor.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no single new subscription actor: {} found",
+            actors.len()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// An idle actor's request to stop can reach the supervisor after that actor
+/// was replaced. The request names the actor that sent it, so it cannot stop
+/// the replacement even when the message counts match.
+#[tokio::test]
+async fn stale_idle_stop_leaves_replacement_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = engine_config(dir.path(), EngineSettings::default());
+    let store = Store::open(&config.store).unwrap();
+    let now = Utc::now();
+    let sub = Subscription {
+        id: SubscriptionId(uuid::Uuid::new_v4()),
+        account_id: AccountId::parse(ACCOUNT).unwrap(),
+        url: EndpointUrl::parse("http://127.0.0.1:9/hooks", true).unwrap(),
+        event_types: vec![EventType::LeaseCreated],
+        description: None,
+        retry_policy: RetryPolicy::default(),
+        status: SubscriptionStatus::Active,
+        status_reason: None,
+        secret: SigningSecret::generate(),
+        previous_secret: None,
+        consecutive_failures: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    store.put_subscription(&sub).unwrap();
+    let client = DeliveryClient::new(config.delivery).unwrap();
+    let ctx = Arc::new(Context::new(store, client, config.settings));
+    let (supervisor, _) = ractor::Actor::spawn(None, Supervisor, SupervisorArgs { ctx })
+        .await
+        .unwrap();
+    let arrived = || SupervisorMsg::Forward(sub.id, SubscriptionMsg::EventsArrived(Vec::new()));
+
+    // The first actor handles one forwarded message, then stops as idle.
+    supervisor.cast(arrived()).unwrap();
+    let first = new_subscription_actor(&supervisor, None).await;
+    supervisor
+        .cast(SupervisorMsg::IdleStop {
+            id: sub.id,
+            actor: first.get_id(),
+            received: 1,
+        })
+        .unwrap();
+    // Work arrives again: a replacement starts and gets one message too.
+    supervisor.cast(arrived()).unwrap();
+    let second = new_subscription_actor(&supervisor, Some(first.get_id())).await;
+
+    // The first actor's request, late, matches the replacement's count.
+    supervisor
+        .cast(SupervisorMsg::IdleStop {
+            id: sub.id,
+            actor: first.get_id(),
+            received: 1,
+        })
+        .unwrap();
+    // Had it stopped the replacement, this would start a third actor.
+    supervisor.cast(arrived()).unwrap();
+    let running: Vec<_> = subscription_actors(&supervisor)
+        .await
+        .iter()
+        .filter(|actor| actor.get_status() == ractor::ActorStatus::Running)
+        .map(|actor| actor.get_id())
+        .collect();
+    assert_eq!(
+        running,
+        vec![second.get_id()],
+        "the late request stopped the replacement"
+    );
+    supervisor.stop(None);
 }
