@@ -301,13 +301,11 @@ async fn restart_budget_delays_restart() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deleted_subscription_events_fail_at_start() {
-    logs();
-    let dir = tempfile::tempdir().unwrap();
-    let config = engine_config(dir.path(), EngineSettings::default());
+/// Returns an Active subscription to lease events, for tests that write it
+/// to the store themselves instead of creating it through the engine.
+fn stored_subscription() -> Subscription {
     let now = Utc::now();
-    let sub = Subscription {
+    Subscription {
         id: SubscriptionId(uuid::Uuid::new_v4()),
         account_id: AccountId::parse(ACCOUNT).unwrap(),
         url: EndpointUrl::parse("http://127.0.0.1:9/hooks", true).unwrap(),
@@ -321,7 +319,16 @@ async fn deleted_subscription_events_fail_at_start() {
         consecutive_failures: 0,
         created_at: now,
         updated_at: now,
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_subscription_events_fail_at_start() {
+    logs();
+    let dir = tempfile::tempdir().unwrap();
+    let config = engine_config(dir.path(), EngineSettings::default());
+    let now = Utc::now();
+    let sub = stored_subscription();
     let platform = lease_event();
     let id = EventId::new();
     // The state a kill leaves between storing a delete and failing the
@@ -428,22 +435,7 @@ async fn stale_idle_stop_leaves_replacement_running() {
     let dir = tempfile::tempdir().unwrap();
     let config = engine_config(dir.path(), EngineSettings::default());
     let store = Store::open(&config.store).unwrap();
-    let now = Utc::now();
-    let sub = Subscription {
-        id: SubscriptionId(uuid::Uuid::new_v4()),
-        account_id: AccountId::parse(ACCOUNT).unwrap(),
-        url: EndpointUrl::parse("http://127.0.0.1:9/hooks", true).unwrap(),
-        event_types: vec![EventType::LeaseCreated],
-        description: None,
-        retry_policy: RetryPolicy::default(),
-        status: SubscriptionStatus::Active,
-        status_reason: None,
-        secret: SigningSecret::generate(),
-        previous_secret: None,
-        consecutive_failures: 0,
-        created_at: now,
-        updated_at: now,
-    };
+    let sub = stored_subscription();
     store.put_subscription(&sub).unwrap();
     let client = DeliveryClient::new(config.delivery).unwrap();
     let ctx = Arc::new(Context::new(store, client, config.settings));
