@@ -239,6 +239,64 @@ async fn paused_subscription_survives_kill() {
     assert_eq!(order, ids, "the queue was not delivered oldest first");
 }
 
+/// The copies of an event with several subscriptions reach the disk just
+/// after the ingest's 202. A kill right after the 202 must still find them
+/// all after the restart, with the payload, and deliver them.
+#[tokio::test]
+async fn copies_survive_kill_right_after_ingest() {
+    let mut app = TestApp::start().await;
+    let token = app.token(ACCOUNT);
+    let mut subscriptions = Vec::new();
+    for _ in 0..3 {
+        let receiver = Receiver::start().await;
+        let sub = app
+            .create_subscription(&token, &receiver.url, &["lease.created"], None)
+            .await;
+        let id = sub["id"].as_str().unwrap().to_string();
+        let (status, body) = app
+            .post_empty(&format!("/v1/subscriptions/{id}/pause"), &token)
+            .await;
+        assert_eq!(status, StatusCode::OK, "pause failed: {body}");
+        let secret = sub["secret"].as_str().unwrap().to_string();
+        subscriptions.push((id, secret, receiver));
+    }
+    let mut published = Vec::new();
+    for _ in 0..3 {
+        let event = platform_event(ACCOUNT, "lease.created");
+        let result = app.publish(&event).await;
+        app.restart().await;
+        published.push((event, result));
+    }
+
+    for (event, result) in &published {
+        let copies = result["events"].as_array().unwrap();
+        assert_eq!(copies.len(), 3, "ingest result: {result}");
+        for copy in copies {
+            let stored = app.event(&token, copy["id"].as_str().unwrap()).await;
+            assert_eq!(stored["status"], "Pending", "copy after restart: {stored}");
+            assert_eq!(stored["payload"]["data"], event["data"], "{stored}");
+        }
+    }
+    for (id, secret, receiver) in &subscriptions {
+        let (status, body) = app
+            .post_empty(&format!("/v1/subscriptions/{id}/resume"), &token)
+            .await;
+        assert_eq!(status, StatusCode::OK, "resume failed: {body}");
+        let requests = receiver.wait_for(published.len(), WAIT).await;
+        for (request, (event, result)) in requests.iter().zip(&published) {
+            let copy = result["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|copy| copy["subscriptionId"] == id.as_str())
+                .expect("a copy for each subscription");
+            assert_eq!(request.header("webhook-id"), copy["id"]);
+            assert_eq!(request.json()["data"], event["data"]);
+            assert!(verify_standard(secret, request), "bad signature");
+        }
+    }
+}
+
 /// Starts a second `serve` on the app's config and waits for it to exit.
 async fn second_serve(app: &TestApp) -> (std::process::ExitStatus, String) {
     let mut child = std::process::Command::new(BIN)

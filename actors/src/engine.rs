@@ -364,7 +364,7 @@ impl Engine {
             let _ = receiver.await;
             tracing::info!("subscription actors stopped");
         }
-        match self.ctx.store.flush().await {
+        match self.ctx.store.flush_all().await {
             Ok(()) => tracing::info!("store flushed"),
             Err(error) => tracing::error!(%error, "final store flush failed"),
         }

@@ -685,6 +685,37 @@ pub struct EventRecord {
     pub updated_at: DateTime<Utc>,
 }
 
+impl EventRecord {
+    /// Returns a new Pending copy of a platform event for one subscription,
+    /// accepted at `accepted_at`. `payload` is left empty when it is shared.
+    pub fn pending_copy(
+        (id, subscription_id): (EventId, SubscriptionId),
+        account_id: AccountId,
+        event_type: EventType,
+        platform_event_id: PlatformEventId,
+        payload: String,
+        shared_payload: bool,
+        accepted_at: DateTime<Utc>,
+    ) -> EventRecord {
+        EventRecord {
+            id,
+            subscription_id,
+            account_id,
+            event_type,
+            platform_event_id,
+            status: EventStatus::Pending,
+            payload,
+            shared_payload,
+            attempts: Vec::new(),
+            round_attempts: 0,
+            next_attempt_at: None,
+            status_reason: None,
+            created_at: id.created_at(),
+            updated_at: accepted_at,
+        }
+    }
+}
+
 /// A validated platform event, as accepted by the ingest endpoint.
 #[derive(Clone, Debug)]
 pub struct PlatformEvent {

@@ -13,8 +13,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::context::Context;
 use crate::error::EngineError;
 use crate::model::{
-    AccountId, EventId, EventRecord, EventStatus, EventTypeSet, PlatformEvent, PlatformEventId,
-    Subscription, SubscriptionId, SubscriptionStatus,
+    AccountId, EventId, EventRecord, EventTypeSet, PlatformEvent, PlatformEventId, Subscription,
+    SubscriptionId, SubscriptionStatus,
 };
 use crate::store::IngestRecord;
 use crate::subscription::SubscriptionMsg;
@@ -200,26 +200,19 @@ impl RouterState {
             for route in routes {
                 let id = EventId::new();
                 deliveries.push((id, route.id));
-                records.push(EventRecord {
-                    id,
-                    subscription_id: route.id,
-                    account_id: event.account_id.clone(),
-                    event_type: event.event_type,
-                    platform_event_id: event.id,
-                    status: EventStatus::Pending,
-                    payload: if shared_payload {
+                records.push(EventRecord::pending_copy(
+                    (id, route.id),
+                    event.account_id.clone(),
+                    event.event_type,
+                    event.id,
+                    if shared_payload {
                         String::new()
                     } else {
                         payload.clone()
                     },
                     shared_payload,
-                    attempts: Vec::new(),
-                    round_attempts: 0,
-                    next_attempt_at: None,
-                    status_reason: None,
-                    created_at: id.created_at(),
-                    updated_at: now,
-                });
+                    now,
+                ));
             }
             accepted.push(IngestRecord {
                 event_id: event.id,

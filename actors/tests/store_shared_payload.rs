@@ -141,6 +141,11 @@ async fn shared_payload_stored_once() {
         ingest_with_payload, 1,
         "the ingest record keeps the payload once"
     );
+    assert_eq!(
+        db.scan_prefix(b"U").count(),
+        0,
+        "an entry of copies to make outlived its copies"
+    );
 }
 
 #[tokio::test]
@@ -239,32 +244,133 @@ async fn missing_shared_payload_is_corrupt() {
 }
 
 #[tokio::test]
-async fn format_3_store_opens_as_format_4() {
+async fn older_formats_open_as_current() {
+    for older in ["3", "4"] {
+        let dir = tempfile::tempdir().unwrap();
+        let account = AccountId::parse("acme-capital").unwrap();
+        let sub = SubscriptionId(uuid::Uuid::new_v4());
+        let mut event = record(&account, sub, EventType::LeaseCreated);
+        event.payload = PAYLOAD.to_string();
+        {
+            let store = Store::open(&config(dir.path())).unwrap();
+            store
+                .write_ingest(&[], std::slice::from_ref(&event))
+                .unwrap();
+            store.flush().await.unwrap();
+        }
+        let db = open_raw(dir.path()).await;
+        db.insert(b"Mformat_version", older.as_bytes()).unwrap();
+        db.flush().unwrap();
+        drop(db);
+
+        let store = reopen(dir.path()).await;
+        let read = store.get_event(sub, event.id).unwrap().unwrap();
+        assert_eq!(read, event, "format {older}");
+        drop(store);
+        let db = open_raw(dir.path()).await;
+        assert_eq!(
+            db.get(b"Mformat_version").unwrap().as_deref(),
+            Some(FORMAT_VERSION.to_string().as_bytes()),
+            "format {older}"
+        );
+    }
+}
+
+/// Removes the record and the account index entry of `copy`.
+fn remove_copy(db: &sled::Db, copy: &EventRecord) {
+    let mut key = b"E".to_vec();
+    key.extend_from_slice(copy.subscription_id.as_bytes());
+    key.extend_from_slice(copy.id.as_bytes());
+    db.remove(key).unwrap().expect("the copy was stored");
+    let index: Vec<_> = db
+        .scan_prefix(b"A")
+        .keys()
+        .map(|key| key.unwrap())
+        .filter(|key| key.ends_with(copy.id.as_bytes()))
+        .collect();
+    assert_eq!(index.len(), 1);
+    db.remove(&index[0]).unwrap();
+}
+
+fn copies_to_make_key(platform: PlatformEventId) -> Vec<u8> {
+    let mut key = b"U".to_vec();
+    key.extend_from_slice(platform.as_bytes());
+    key
+}
+
+#[tokio::test]
+async fn start_restores_unwritten_copies() {
     let dir = tempfile::tempdir().unwrap();
     let account = AccountId::parse("acme-capital").unwrap();
-    let sub = SubscriptionId(uuid::Uuid::new_v4());
-    let mut event = record(&account, sub, EventType::LeaseCreated);
-    event.payload = PAYLOAD.to_string();
-    {
+    let (accepted, copies) = {
         let store = Store::open(&config(dir.path())).unwrap();
-        store
-            .write_ingest(&[], std::slice::from_ref(&event))
-            .unwrap();
+        let written = ingest_shared(&store, &account, &subs(3));
+        finish(&store, &written.1[0], EventStatus::Delivered);
         store.flush().await.unwrap();
-    }
+        written
+    };
+    // As if the process stopped after the flush of the ingest record and
+    // before its copies reached the disk, except the first, which its
+    // subscription had already changed.
     let db = open_raw(dir.path()).await;
-    db.insert(b"Mformat_version", &b"3"[..]).unwrap();
+    remove_copy(&db, &copies[1]);
+    remove_copy(&db, &copies[2]);
+    let mut value = vec![EventType::LeaseCreated.code()];
+    value.extend_from_slice(account.as_str().as_bytes());
+    db.insert(copies_to_make_key(accepted.event_id), value)
+        .unwrap();
+    // An entry that names no ingest record is kept for an operator.
+    let unknown = PlatformEventId(uuid::Uuid::new_v4());
+    db.insert(copies_to_make_key(unknown), &b"\x01acme-capital"[..])
+        .unwrap();
     db.flush().unwrap();
     drop(db);
 
     let store = reopen(dir.path()).await;
-    let read = store.get_event(sub, event.id).unwrap().unwrap();
-    assert_eq!(read, event);
-    drop(store);
-    let db = open_raw(dir.path()).await;
+    let changed_copy = store
+        .get_event(copies[0].subscription_id, copies[0].id)
+        .unwrap()
+        .unwrap();
     assert_eq!(
-        db.get(b"Mformat_version").unwrap().as_deref(),
-        Some(FORMAT_VERSION.to_string().as_bytes())
+        changed_copy.status,
+        EventStatus::Delivered,
+        "a stored copy changed"
+    );
+    for copy in &copies[1..] {
+        let restored = store
+            .get_event(copy.subscription_id, copy.id)
+            .unwrap()
+            .expect("the copy was restored");
+        assert_eq!(restored.status, EventStatus::Pending);
+        assert_eq!(restored.payload, PAYLOAD);
+        assert_eq!(restored.platform_event_id, accepted.event_id);
+        assert_eq!(restored.account_id, account);
+        assert_eq!(restored.event_type, EventType::LeaseCreated);
+        assert_eq!(restored.created_at, copy.created_at);
+        let found = store.find_event(&account, copy.id).unwrap().unwrap();
+        assert_eq!(found.id, copy.id, "the account index has the copy");
+        let queue = store.queue_window(copy.subscription_id, None, 10).unwrap();
+        assert_eq!(queue, vec![copy.id], "the copy is not queued");
+    }
+    let query = EventQuery {
+        account: account.clone(),
+        subscription_id: None,
+        event_type: None,
+        status: Some(EventStatus::Pending),
+        from: None,
+        to: None,
+        page: 1,
+        page_size: 10,
+    };
+    assert_eq!(store.list_events(&query).unwrap().total, 2);
+    drop(store);
+
+    let db = open_raw(dir.path()).await;
+    let left: Vec<_> = db.scan_prefix(b"U").keys().map(|k| k.unwrap()).collect();
+    assert_eq!(
+        left,
+        vec![sled::IVec::from(copies_to_make_key(unknown))],
+        "only the entry that names no ingest record stays"
     );
 }
 
@@ -452,5 +558,34 @@ fn router_shares_payload_of_fanned_out_event() {
         count(b"I", "alone-marker"),
         0,
         "an unshared payload is in the ingest record"
+    );
+}
+
+#[tokio::test]
+async fn queue_refill_sees_deferred_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let account = AccountId::parse("acme-capital").unwrap();
+    let subs = subs(2);
+    let store = Store::open(&config(dir.path())).unwrap();
+    let first = record(&account, subs[0], EventType::LeaseCreated);
+    store
+        .write_ingest(&[], std::slice::from_ref(&first))
+        .unwrap();
+    store.flush().await.unwrap();
+    assert_eq!(
+        store.queue_window(subs[0], None, 10).unwrap(),
+        vec![first.id]
+    );
+
+    // The copies stay deferred writes until a flush applies them. An actor
+    // that refills its window after `first` must find its copy anyway.
+    let (_, copies) = ingest_shared(&store, &account, &subs);
+    assert_eq!(
+        store.queue_window(subs[0], Some(first.id), 10).unwrap(),
+        vec![copies[0].id]
+    );
+    assert_eq!(
+        store.queue_window(subs[1], None, 10).unwrap(),
+        vec![copies[1].id]
     );
 }

@@ -19,28 +19,46 @@ impl Store {
 
     /// Stages accepted platform events and their per-subscription copies as
     /// one atomic group; a flush makes them durable.
+    ///
+    /// The copies of an event that shares its payload are deferred writes.
+    /// The flush that the ingest waits for writes its ingest record and a
+    /// `U` entry, and the copies follow just after. A start restores any
+    /// copy that did not reach the disk from those two. With 21 copies this
+    /// takes 42 of 44 keys off the ingest's path.
     pub fn write_ingest(
         &self,
         accepted: &[IngestRecord],
         events: &[EventRecord],
     ) -> StoreResult<()> {
         self.check_fault()?;
+        let direct = accepted.len() + events.len() >= DIRECT_WRITE_RECORDS;
         let mut batch = staging::Writes::default();
+        let mut deferred = staging::Writes::default();
         for record in accepted {
             batch.insert(
                 key1(INGESTED, record.event_id.as_bytes()),
                 encode_ingest(record),
             );
         }
+        let mut copies_to_make = BTreeSet::new();
         for event in events {
-            put_event_entries(&mut batch, event);
+            if event.shared_payload && !direct {
+                put_event_entries(&mut deferred, event);
+                if copies_to_make.insert(event.platform_event_id) {
+                    let key = key1(COPIES_TO_MAKE, event.platform_event_id.as_bytes());
+                    batch.insert(key.clone(), copies_to_make_value(event));
+                    deferred.remove(key);
+                }
+            } else {
+                put_event_entries(&mut batch, event);
+            }
         }
         let pending = events
             .iter()
             .filter(|event| event.status == EventStatus::Pending)
             .map(|event| (event.subscription_id, event.id));
         self.inner.queue_floors.pending(pending, || {
-            if accepted.len() + events.len() >= DIRECT_WRITE_RECORDS {
+            if direct {
                 // A large group costs more to insert than sled's two buffer
                 // writes, so the caller applies it and the flusher stays free.
                 // Smaller groups staged before it go first, so queues keep the
@@ -53,7 +71,7 @@ impl Store {
                         .map_err(StoreError::from),
                 )
             } else {
-                self.inner.staging.stage(batch);
+                self.inner.staging.stage_with_deferred(batch, deferred);
                 Ok(())
             }
         })?;
@@ -265,6 +283,13 @@ impl Store {
                 .raise(subscription, seen, out.first().copied());
             return Ok(out);
         };
+        // A copy that its actor has heard of may still be a deferred write.
+        self.track(
+            self.inner
+                .staging
+                .apply_if_deferred(&self.inner.db)
+                .map_err(StoreError::from),
+        )?;
         let mut start = event_key(subscription, after);
         start.push(0);
         self.queued_from(subscription, start, limit)
@@ -584,4 +609,80 @@ impl Store {
             TransactionError::Storage(error) => StoreError::from(error),
         })
     }
+}
+
+/// Restores the copies of ingested events that deferred writes had not made
+/// durable when the process stopped, from the ingest record that each `U`
+/// entry names, and removes the entries. A copy that is stored stays as it
+/// is, since its subscription may have changed it. An entry that cannot be
+/// read is logged and kept. Returns how many copies it restored.
+pub(super) fn restore_deferred_copies(db: &sled::Db) -> StoreResult<u64> {
+    let mut batch = staging::Writes::default();
+    let mut entries = 0u64;
+    let mut restored = 0u64;
+    for entry in db.scan_prefix([COPIES_TO_MAKE]) {
+        let (key, value) = entry?;
+        entries += 1;
+        let copies = match deferred_copies(db, &key, &value) {
+            Ok(copies) => copies,
+            Err(error) => {
+                metrics::counter!("argus_webhooks_store_errors_total").increment(1);
+                tracing::error!(%error, key = %printable_key(&key), "cannot restore the copies of an ingested event; the entry is kept");
+                continue;
+            }
+        };
+        for copy in copies {
+            if db.get(event_key(copy.subscription_id, copy.id))?.is_none() {
+                put_event_entries(&mut batch, &copy);
+                restored += 1;
+            }
+        }
+        batch.remove(key.to_vec());
+    }
+    if entries > 0 {
+        db.apply_batch(batch.into_batch())?;
+        db.flush()?;
+        tracing::info!(
+            restored,
+            "restored the event copies that were not durable at the last stop"
+        );
+    }
+    Ok(restored)
+}
+
+/// Returns the Pending copies that the ingest record named by a `U` entry
+/// lists.
+fn deferred_copies(db: &sled::Db, key: &[u8], value: &[u8]) -> StoreResult<Vec<EventRecord>> {
+    let corrupt = |what: &str| StoreError::Corrupt(what.to_string());
+    let ingest = db
+        .get(key1(INGESTED, &key[1..]))?
+        .ok_or_else(|| corrupt("the ingest record is missing"))?;
+    let record = decode_ingest(&ingest)?;
+    if ingest_payload(&ingest)?.is_none() {
+        return Err(corrupt("the ingest record keeps no payload"));
+    }
+    let (&code, account) = value
+        .split_first()
+        .ok_or_else(|| corrupt("the entry is empty"))?;
+    let event_type =
+        EventType::from_code(code).ok_or_else(|| corrupt("the entry has an unknown event type"))?;
+    let account = std::str::from_utf8(account)
+        .ok()
+        .and_then(|account| AccountId::parse(account).ok())
+        .ok_or_else(|| corrupt("the entry has no valid account id"))?;
+    Ok(record
+        .deliveries
+        .iter()
+        .map(|&delivery| {
+            EventRecord::pending_copy(
+                delivery,
+                account.clone(),
+                event_type,
+                record.event_id,
+                String::new(),
+                true,
+                record.accepted_at,
+            )
+        })
+        .collect())
 }

@@ -12,6 +12,7 @@ pub(super) const EVENT: u8 = b'E';
 pub(super) const BY_ACCOUNT: u8 = b'A';
 pub(super) const RETRY: u8 = b'R';
 pub(super) const INGESTED: u8 = b'I';
+pub(super) const COPIES_TO_MAKE: u8 = b'U';
 /// The first-attempt queue of format 1, removed when such a store opens.
 pub(super) const OLD_QUEUE: u8 = b'Q';
 /// The index by subscription of formats 1 and 2, removed when such a store
@@ -33,6 +34,15 @@ pub(super) fn put_event_entries(batch: &mut Writes, event: &EventRecord) {
     let mut account_value = vec![event.status.code(), event.event_type.code()];
     account_value.extend_from_slice(event.subscription_id.as_bytes());
     batch.insert(account_key(&event.account_id, event.id), account_value);
+}
+
+/// Returns the value of a `COPIES_TO_MAKE` entry: what a copy of the
+/// platform event needs beyond its ingest record, the type code and the
+/// account id.
+pub(super) fn copies_to_make_value(event: &EventRecord) -> Vec<u8> {
+    let mut value = vec![event.event_type.code()];
+    value.extend_from_slice(event.account_id.as_str().as_bytes());
+    value
 }
 
 pub(super) fn account_key(account: &AccountId, id: EventId) -> Vec<u8> {

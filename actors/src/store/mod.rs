@@ -11,17 +11,21 @@
 //! | `A`    | account id, 0x00, event id     | [status, type], subscription id|
 //! | `R`    | subscription id, event id      | next attempt, ms since epoch   |
 //! | `I`    | platform event id              | ingest result (`encode_ingest`) |
+//! | `U`    | platform event id              | [type], account id: copies that may not be durable yet |
 //!
 //! Event ids are UUID v7, so events and the account index are in creation
 //! order within each subscription and account. A subscription's queue is
 //! its Pending events, and `floors` keeps where each queue starts.
 //! A platform event with more than one copy keeps its payload once, in its
 //! ingest record, and the copies leave it out. Such an ingest record stays
-//! until none of its copies is stored.
+//! until none of its copies is stored. Its copies are deferred writes (see
+//! `staging`): the flush that the ingest waits for writes the ingest record
+//! and a `U` entry, and the copies follow with the `U` entry's removal. A
+//! start makes the copies of every `U` entry left, from its ingest record.
 //! Formats 1 and 2 kept event records under the event id alone, with an
 //! index by subscription under `B`, and format 1 also kept the queue under
 //! `Q`. Opening such a store moves it to this layout. Format 3 had no shared
-//! payloads and reads as it is.
+//! payloads, and format 4 no `U` entries; both read as they are.
 //! Subscription writes and large ingests are applied to sled's memory at
 //! once. [`Store::flush`] makes every write durable, and concurrent callers
 //! share one flush (group commit).
@@ -61,8 +65,14 @@ use staging::Staging;
 /// recorded delivery progress a crash can lose: those attempts are sent again.
 pub const LAZY_FLUSH_DELAY: Duration = Duration::from_millis(10);
 
+/// How long the flusher waits for another request, after a flush that left
+/// deferred writes out (see `staging`), before it flushes them. The
+/// deliveries that the flush released start in the meantime, so the writes
+/// do not compete with them for the cores.
+const DEFERRED_IDLE_DELAY: Duration = Duration::from_millis(1);
+
 /// Version of the on-disk layout described above.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -199,6 +209,7 @@ impl Store {
             .cache_capacity(config.cache_capacity)
             .open()?;
         check_format(&db, dir)?;
+        events::restore_deferred_copies(&db)?;
 
         let (flush_requests, receiver) = mpsc::unbounded_channel();
         let store = Store {
@@ -242,14 +253,26 @@ impl Store {
         self.inner.unfinished.load(Ordering::Relaxed).max(0) as u64
     }
 
-    /// Waits until every write made before the call is on disk. Concurrent
-    /// callers share one flush. A successful flush marks the store healthy.
+    /// Waits until every write made before the call is on disk, except
+    /// deferred writes, which a start can make again (see `staging`).
+    /// Concurrent callers share one flush. A successful flush marks the
+    /// store healthy.
     pub async fn flush(&self) -> StoreResult<()> {
+        self.flush_with(false).await
+    }
+
+    /// Waits until every write made before the call is on disk, deferred
+    /// writes included, as a shutdown does.
+    pub async fn flush_all(&self) -> StoreResult<()> {
+        self.flush_with(true).await
+    }
+
+    async fn flush_with(&self, with_deferred: bool) -> StoreResult<()> {
         self.check_fault()?;
         let (sender, receiver) = oneshot::channel();
         self.inner
             .flush_requests
-            .send(FlushRequest::Wait(sender))
+            .send(FlushRequest::Wait(sender, with_deferred))
             .map_err(|_| StoreError::Io("the flusher has stopped".into()))?;
         let result = receiver
             .await
@@ -489,10 +512,12 @@ fn check_format(db: &sled::Db, dir: &Path) -> StoreResult<()> {
             db.insert(key, FORMAT_VERSION.to_string().as_bytes())?;
             db.flush()?;
         }
-        Some(value) if value.as_ref() == b"3" => {
-            // Format 4 adds shared payloads and reads every format 3 record
-            // as it is. The new version keeps older builds, which would
-            // deliver records with a shared payload empty, from opening it.
+        Some(value) if value.as_ref() == b"3" || value.as_ref() == b"4" => {
+            // Format 4 added shared payloads and format 5 the `U` entries of
+            // copies to make; each reads the stores before it as they are.
+            // The new version keeps older builds from opening it: they
+            // would deliver records with a shared payload empty, or lose
+            // the copies that a `U` entry stands for.
             db.insert(key, FORMAT_VERSION.to_string().as_bytes())?;
             db.flush()?;
             tracing::info!(dir = %dir.display(), moved = 0, removed = 0, "store upgraded to format {FORMAT_VERSION}");
@@ -576,7 +601,9 @@ fn upgrade_events(db: &sled::Db, dir: &Path) -> StoreResult<()> {
 
 enum FlushRequest {
     /// A caller waits for the result.
-    Wait(oneshot::Sender<StoreResult<()>>),
+    /// A caller waits for the result. The flag requests a flush that
+    /// includes the deferred writes.
+    Wait(oneshot::Sender<StoreResult<()>>, bool),
     /// No caller waits for the result (see [`Store::flush_soon`]).
     Soon,
 }
@@ -594,54 +621,86 @@ struct Flusher {
 }
 
 async fn run_flusher(mut flusher: Flusher) {
-    while let Some(first) = flusher.requests.recv().await {
+    // When a flush first left deferred writes staged, while they still are.
+    let mut deferred_since: Option<Instant> = None;
+    loop {
         let mut waiters = Vec::new();
-        let gather = |request: FlushRequest, waiters: &mut Vec<_>| {
-            if let FlushRequest::Wait(sender) = request {
+        let mut deferred_wanted = false;
+        let mut gather = |request: FlushRequest, waiters: &mut Vec<_>| {
+            if let FlushRequest::Wait(sender, with_deferred) = request {
                 waiters.push(sender);
+                deferred_wanted |= with_deferred;
             }
         };
-        gather(first, &mut waiters);
-        while let Ok(next) = flusher.requests.try_recv() {
-            gather(next, &mut waiters);
-        }
-        if waiters.is_empty() {
-            // Only lazy requests: gather more of them, unless a caller
-            // starts waiting first.
-            let deadline = tokio::time::sleep(LAZY_FLUSH_DELAY);
-            tokio::pin!(deadline);
-            while waiters.is_empty() {
+        let first = match deferred_since {
+            // Deferred writes wait for a moment without requests, so the
+            // deliveries that the last flush released start first, and for
+            // at most LAZY_FLUSH_DELAY.
+            Some(since) => {
+                let due = (Instant::now() + DEFERRED_IDLE_DELAY).min(since + LAZY_FLUSH_DELAY);
                 tokio::select! {
-                    _ = &mut deadline => break,
+                    _ = tokio::time::sleep_until(due.into()) => None,
                     next = flusher.requests.recv() => match next {
-                        Some(request) => gather(request, &mut waiters),
+                        Some(request) => Some(request),
                         None => break,
                     },
                 }
             }
+            None => match flusher.requests.recv().await {
+                Some(request) => Some(request),
+                None => break,
+            },
+        };
+        if let Some(first) = first {
+            gather(first, &mut waiters);
             while let Ok(next) = flusher.requests.try_recv() {
                 gather(next, &mut waiters);
+            }
+            if waiters.is_empty() {
+                // Only lazy requests: gather more of them, unless a caller
+                // starts waiting first.
+                let deadline = tokio::time::sleep(LAZY_FLUSH_DELAY);
+                tokio::pin!(deadline);
+                while waiters.is_empty() {
+                    tokio::select! {
+                        _ = &mut deadline => break,
+                        next = flusher.requests.recv() => match next {
+                            Some(request) => gather(request, &mut waiters),
+                            None => break,
+                        },
+                    }
+                }
+                while let Ok(next) = flusher.requests.try_recv() {
+                    gather(next, &mut waiters);
+                }
             }
         }
         // Requests made from here on need the next flush.
         flusher.soon_pending.store(false, Ordering::Release);
-        let result = flusher.flush().await;
+        // Callers wait for a flush without the deferred writes, unless one
+        // of them requests them or they have waited long enough.
+        let overdue = deferred_since.is_some_and(|since| since.elapsed() >= LAZY_FLUSH_DELAY);
+        let with_deferred = waiters.is_empty() || deferred_wanted || overdue;
+        let result = flusher.flush(with_deferred).await;
         if let Err(error) = &result
             && waiters.is_empty()
         {
             // No caller receives this error, so record it here.
-            flusher.healthy.store(false, Ordering::Relaxed);
-            metrics::counter!("argus_webhooks_store_errors_total").increment(1);
-            tracing::error!(%error, "store flush failed");
+            flusher.record_error(error, "store flush failed");
         }
         for waiter in waiters {
             let _ = waiter.send(result.clone());
         }
+        deferred_since = if with_deferred || !flusher.staging.has_deferred() {
+            None
+        } else {
+            deferred_since.or_else(|| Some(Instant::now()))
+        };
     }
 }
 
 impl Flusher {
-    async fn flush(&mut self) -> StoreResult<()> {
+    async fn flush(&mut self, with_deferred: bool) -> StoreResult<()> {
         let started = Instant::now();
         if self.fsync_file.is_none()
             && let Some(path) = &self.fsync_path
@@ -654,10 +713,11 @@ impl Flusher {
         let staging = self.staging.clone();
         let file = self.fsync_file.clone();
         let path = self.fsync_path.clone();
-        let result =
-            tokio::task::spawn_blocking(move || flush_once(&db, &staging, file.as_deref(), path))
-                .await
-                .unwrap_or_else(|e| Err(StoreError::Io(format!("flush task failed: {e}"))));
+        let result = tokio::task::spawn_blocking(move || {
+            flush_once(&db, &staging, with_deferred, file.as_deref(), path)
+        })
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Io(format!("flush task failed: {e}"))));
         if result.is_err() {
             self.fsync_file = None;
         }
@@ -665,15 +725,26 @@ impl Flusher {
             .record(started.elapsed().as_secs_f64());
         result
     }
+
+    fn record_error(&self, error: &StoreError, message: &str) {
+        self.healthy.store(false, Ordering::Relaxed);
+        metrics::counter!("argus_webhooks_store_errors_total").increment(1);
+        tracing::error!(%error, "{message}");
+    }
 }
 
 fn flush_once(
     db: &sled::Db,
     staging: &Staging,
+    with_deferred: bool,
     file: Option<&File>,
     path: Option<PathBuf>,
 ) -> StoreResult<()> {
-    staging.apply(db)?;
+    if with_deferred {
+        staging.apply(db)?;
+    } else {
+        staging.apply_without_deferred(db)?;
+    }
     db.flush()?;
     if let (Some(file), Some(path)) = (file, path) {
         file.sync_data()

@@ -8,6 +8,13 @@
 //! [`super::LAZY_FLUSH_DELAY`] of a write and before every flush a caller
 //! waits for. Point reads look here before they look in sled, so a reader
 //! sees every staged write at once; range scans see them once applied.
+//!
+//! Deferred writes are those that a start can make again from a durable
+//! record, such as the copies of an ingested event (see `U` in the store's
+//! key layout). The flush that callers wait for leaves them out, so it
+//! applies fewer keys, and the flusher applies them just after it.
+//! Deferred writes are applied together with every write staged before
+//! them, and a key staged both ways has its newer value in `deferred`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -58,6 +65,9 @@ pub(super) struct Staging {
 struct State {
     /// Staged and not yet handed to sled; the newest write of each key.
     current: Map,
+    /// Deferred writes not yet handed to sled. A key here and in `current`
+    /// has its newer value here.
+    deferred: Map,
     /// The group being applied; readers still look here until sled has it.
     applying: Option<Arc<Map>>,
 }
@@ -65,34 +75,74 @@ struct State {
 impl Staging {
     pub(super) fn stage(&self, writes: Writes) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        for (key, value) in writes.0 {
-            state.current.insert(key, value);
+        state.stage(writes);
+    }
+
+    /// Stages `writes`, and then `deferred` as deferred writes, at once, so
+    /// no reader sees the first without the second.
+    pub(super) fn stage_with_deferred(&self, writes: Writes, deferred: Writes) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.stage(writes);
+        for (key, value) in deferred.0 {
+            state.deferred.insert(key, value);
         }
+    }
+
+    pub(super) fn has_deferred(&self) -> bool {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        !state.deferred.is_empty()
     }
 
     /// Returns the staged value of `key`: `Some(None)` when its removal is
     /// staged, `None` when nothing is staged for it.
     pub(super) fn get(&self, key: &[u8]) -> Option<Option<IVec>> {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(value) = state.current.get(key) {
+        if let Some(value) = state.deferred.get(key).or_else(|| state.current.get(key)) {
             return Some(value.clone());
         }
         state.applying.as_ref()?.get(key).cloned()
     }
 
-    /// Applies every staged write to `db` in one batch. After a failure the
-    /// writes stay staged, below any newer write of the same key.
+    /// Applies every staged write, deferred ones included, to `db` in one
+    /// batch. After a failure the writes stay staged, below any newer write
+    /// of the same key.
     pub(super) fn apply(&self, db: &sled::Db) -> sled::Result<()> {
+        self.apply_group(db, true)
+    }
+
+    /// Applies the staged writes, as [`Self::apply`] does, when deferred
+    /// writes are staged or a group is being applied, so that a range scan
+    /// after it sees every deferred write staged before the call.
+    pub(super) fn apply_if_deferred(&self, db: &sled::Db) -> sled::Result<()> {
+        let pending = {
+            let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            !state.deferred.is_empty() || state.applying.is_some()
+        };
+        if pending { self.apply(db) } else { Ok(()) }
+    }
+
+    /// Applies the staged writes but the deferred ones, as [`Self::apply`]
+    /// does.
+    pub(super) fn apply_without_deferred(&self, db: &sled::Db) -> sled::Result<()> {
+        self.apply_group(db, false)
+    }
+
+    fn apply_group(&self, db: &sled::Db, with_deferred: bool) -> sled::Result<()> {
         let _order = self
             .applying_order
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         let group = {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            if state.current.is_empty() {
+            let mut group = std::mem::take(&mut state.current);
+            if with_deferred {
+                // Deferred values are the newer ones.
+                group.extend(std::mem::take(&mut state.deferred));
+            }
+            if group.is_empty() {
                 return Ok(());
             }
-            let group = Arc::new(std::mem::take(&mut state.current));
+            let group = Arc::new(group);
             state.applying = Some(group.clone());
             group
         };
@@ -101,13 +151,25 @@ impl Staging {
         state.applying = None;
         if result.is_err() {
             for (key, value) in group.iter() {
-                state
-                    .current
-                    .entry(key.clone())
-                    .or_insert_with(|| value.clone());
+                if !state.deferred.contains_key(key) {
+                    state
+                        .current
+                        .entry(key.clone())
+                        .or_insert_with(|| value.clone());
+                }
             }
         }
         result
+    }
+}
+
+impl State {
+    fn stage(&mut self, writes: Writes) {
+        for (key, value) in writes.0 {
+            // This write is newer than a deferred one of the same key.
+            self.deferred.remove(&key);
+            self.current.insert(key, value);
+        }
     }
 }
 
@@ -143,5 +205,76 @@ mod tests {
         assert_eq!(db.get(b"a").unwrap(), Some(IVec::from(&b"2"[..])));
         assert_eq!(db.get(b"gone").unwrap(), None);
         staging.apply(&db).unwrap();
+    }
+
+    #[test]
+    fn deferred_writes_wait_for_a_full_apply() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let staging = Staging::default();
+        staging.stage_with_deferred(
+            writes(&[(b"ingest", Some(b"i")), (b"marker", Some(b"m"))]),
+            writes(&[(b"copy", Some(b"c")), (b"marker", None)]),
+        );
+        assert_eq!(staging.get(b"copy"), Some(Some(IVec::from(&b"c"[..]))));
+        assert_eq!(staging.get(b"marker"), Some(None), "the newer write wins");
+        assert!(staging.has_deferred());
+
+        staging.apply_without_deferred(&db).unwrap();
+        assert_eq!(db.get(b"ingest").unwrap(), Some(IVec::from(&b"i"[..])));
+        assert_eq!(
+            db.get(b"marker").unwrap(),
+            Some(IVec::from(&b"m"[..])),
+            "the marker is applied with the record it stands for"
+        );
+        assert_eq!(db.get(b"copy").unwrap(), None, "deferred writes wait");
+        assert_eq!(staging.get(b"copy"), Some(Some(IVec::from(&b"c"[..]))));
+        assert_eq!(staging.get(b"marker"), Some(None));
+
+        staging.apply(&db).unwrap();
+        assert!(!staging.has_deferred());
+        assert_eq!(db.get(b"copy").unwrap(), Some(IVec::from(&b"c"[..])));
+        assert_eq!(db.get(b"marker").unwrap(), None);
+    }
+
+    #[test]
+    fn full_apply_keeps_the_newer_of_both_writes() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let staging = Staging::default();
+        staging.stage_with_deferred(
+            writes(&[(b"marker", Some(b"m"))]),
+            writes(&[(b"marker", None), (b"copy", Some(b"pending"))]),
+        );
+        // A later change of a deferred key replaces the deferred write.
+        staging.stage(writes(&[(b"copy", Some(b"delivered"))]));
+        assert_eq!(
+            staging.get(b"copy"),
+            Some(Some(IVec::from(&b"delivered"[..])))
+        );
+        staging.apply(&db).unwrap();
+        assert_eq!(db.get(b"marker").unwrap(), None);
+        assert_eq!(
+            db.get(b"copy").unwrap(),
+            Some(IVec::from(&b"delivered"[..]))
+        );
+    }
+
+    #[test]
+    fn changed_deferred_key_goes_with_the_next_flush() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let staging = Staging::default();
+        staging.stage_with_deferred(Writes::default(), writes(&[(b"copy", Some(b"pending"))]));
+        staging.stage(writes(&[(b"copy", Some(b"delivered"))]));
+        assert!(!staging.has_deferred());
+        staging.apply_without_deferred(&db).unwrap();
+        assert_eq!(
+            db.get(b"copy").unwrap(),
+            Some(IVec::from(&b"delivered"[..]))
+        );
+        staging.apply(&db).unwrap();
+        assert_eq!(
+            db.get(b"copy").unwrap(),
+            Some(IVec::from(&b"delivered"[..])),
+            "the older deferred write is gone"
+        );
     }
 }
