@@ -132,6 +132,13 @@ impl Service {
             .context("no VmRSS line in /proc/PID/status")
     }
 
+    /// CPU time of the process so far, user and system, in seconds
+    /// (fields 14 and 15 of /proc/PID/stat).
+    pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
+        let pid = self.pid().context("the service is not running")?;
+        process_cpu_seconds(&format!("/proc/{pid}/stat"))
+    }
+
     fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
@@ -328,4 +335,48 @@ fn render_config(data_dir: &Path, settings: &Settings) -> String {
         }
     }
     text
+}
+
+/// Returns the clock ticks per second of the CPU times in /proc
+/// (`getconf CLK_TCK`).
+fn clock_ticks() -> anyhow::Result<f64> {
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)?
+        .context("the system sets no CLK_TCK")?;
+    Ok(ticks as f64)
+}
+
+/// User and system CPU time, in seconds, of the process whose /proc stat
+/// file is `path`.
+pub fn process_cpu_seconds(path: &str) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(path)?;
+    // The command name in parentheses may contain spaces, so fields are
+    // counted from the parenthesis that closes it.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .context("no command name in the stat file")?
+        .1
+        .split_whitespace()
+        .collect();
+    // utime and stime are fields 14 and 15, the 12th and 13th after the name.
+    let ticks = |i: usize| -> anyhow::Result<f64> {
+        Ok(fields.get(i).context("short stat file")?.parse::<f64>()?)
+    };
+    Ok((ticks(11)? + ticks(12)?) / clock_ticks()?)
+}
+
+/// Busy and total CPU time of the whole machine, in clock ticks summed
+/// over its cores, from the first line of /proc/stat. Idle and I/O wait
+/// count as not busy.
+pub fn machine_cpu_ticks() -> anyhow::Result<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat.lines().next().context("empty /proc/stat")?;
+    let values: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    let total: u64 = values.iter().sum();
+    let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
+    Ok((total - idle, total))
 }

@@ -9,7 +9,7 @@ use crate::Args;
 use crate::load::{self, EVENT_TYPE, Events};
 use crate::receiver::Receiver;
 use crate::report::{Sample, Target, Versus, quantile_ms};
-use crate::service::Service;
+use crate::service::{Service, machine_cpu_ticks, process_cpu_seconds};
 
 /// Batch size of the steady-ingest and pre-load phases.
 const BATCH: usize = 500;
@@ -52,6 +52,7 @@ pub async fn throughput(args: &Args, receiver: &Receiver) -> anyhow::Result<Vec<
         ));
 
         let before = receiver.deliveries();
+        let cpu = CpuUse::start(&service)?;
         let started = Instant::now();
         load::ingest_batches(&service, &events, EVENT_TYPE, BATCH, 2, count, args.limit()).await?;
         let done =
@@ -69,8 +70,70 @@ pub async fn throughput(args: &Args, receiver: &Receiver) -> anyhow::Result<Vec<
             Versus::Rate,
             Target::RatioAtLeast(0.5),
         ));
+        samples.extend(cpu.samples(
+            &service,
+            &format!("fan-out {fan_out}: steady batch ingest"),
+            done.count - before,
+        )?);
     }
     Ok(samples)
+}
+
+/// CPU time spent during a phase: by the service, by this benchmark
+/// process (load, receivers) and by the whole machine.
+struct CpuUse {
+    service: f64,
+    bench: f64,
+    machine: (u64, u64),
+}
+
+impl CpuUse {
+    fn start(service: &Service) -> anyhow::Result<CpuUse> {
+        Ok(CpuUse {
+            service: service.cpu_seconds()?,
+            bench: process_cpu_seconds("/proc/self/stat")?,
+            machine: machine_cpu_ticks()?,
+        })
+    }
+
+    /// Figures for `phase`, which handled `deliveries`: service and
+    /// benchmark CPU time per delivery, and how busy the machine's cores
+    /// were.
+    fn samples(
+        &self,
+        service: &Service,
+        phase: &str,
+        deliveries: u64,
+    ) -> anyhow::Result<Vec<Sample>> {
+        let per_delivery = |seconds: f64| seconds * 1e6 / deliveries.max(1) as f64;
+        let service_cpu = per_delivery(service.cpu_seconds()? - self.service);
+        let bench_cpu = per_delivery(process_cpu_seconds("/proc/self/stat")? - self.bench);
+        let (busy, total) = machine_cpu_ticks()?;
+        let busy_share = (busy - self.machine.0) as f64 / (total - self.machine.1).max(1) as f64;
+        Ok(vec![
+            Sample::new(
+                format!("{phase}: service CPU per delivery"),
+                "µs",
+                service_cpu,
+                Versus::Nothing,
+                Target::None,
+            ),
+            Sample::new(
+                format!("{phase}: benchmark CPU per delivery (load and receivers)"),
+                "µs",
+                bench_cpu,
+                Versus::Nothing,
+                Target::None,
+            ),
+            Sample::new(
+                format!("{phase}: machine CPU busy"),
+                "%",
+                busy_share * 100.0,
+                Versus::Nothing,
+                Target::None,
+            ),
+        ])
+    }
 }
 
 /// Deliveries per second; warns when the time limit cut the phase short.
