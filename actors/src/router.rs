@@ -6,17 +6,17 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::context::Context;
 use crate::error::EngineError;
 use crate::model::{
-    AccountId, EventId, EventRecord, EventTypeSet, PlatformEvent, PlatformEventId, Subscription,
-    SubscriptionId, SubscriptionStatus,
+    AccountId, EventId, EventRecord, EventType, EventTypeSet, PlatformEvent, PlatformEventId,
+    Subscription, SubscriptionId, SubscriptionStatus,
 };
-use crate::store::IngestRecord;
+use crate::store::{DeferredCopies, IngestRecord};
 use crate::subscription::SubscriptionMsg;
 use crate::supervisor::SupervisorMsg;
 
@@ -69,6 +69,9 @@ struct Commit {
     outcomes: Vec<Result<IngestOutcome, EngineError>>,
     reply: IngestReply,
     notify: Vec<(SubscriptionId, Vec<EventId>)>,
+    /// Fires once the router has staged the batch's deferred copies, which
+    /// it builds after sending the commit.
+    staged: Option<oneshot::Receiver<()>>,
 }
 
 impl Actor for Router {
@@ -144,6 +147,7 @@ impl RouterState {
             Vec::with_capacity(events.len());
         let mut accepted = Vec::new();
         let mut records = Vec::new();
+        let mut shared: Vec<SharedCopies> = Vec::new();
         let mut seen_in_batch: HashMap<PlatformEventId, usize> = HashMap::new();
         let mut accepted_types = Vec::new();
         // True for each outcome that needs this batch's write: new items and
@@ -196,23 +200,29 @@ impl RouterState {
             // With more than one copy, the ingest record keeps the payload
             // once and the copies leave it out.
             let shared_payload = routes.len() > 1;
-            let mut deliveries = Vec::new();
-            for route in routes {
-                let id = EventId::new();
-                deliveries.push((id, route.id));
-                records.push(EventRecord::pending_copy(
-                    (id, route.id),
-                    event.account_id.clone(),
-                    event.event_type,
-                    event.id,
-                    if shared_payload {
-                        String::new()
-                    } else {
-                        payload.clone()
-                    },
-                    shared_payload,
-                    now,
-                ));
+            let deliveries: Vec<(EventId, SubscriptionId)> = routes
+                .iter()
+                .map(|route| (EventId::new(), route.id))
+                .collect();
+            if shared_payload {
+                shared.push(SharedCopies {
+                    event_id: event.id,
+                    account_id: event.account_id.clone(),
+                    event_type: event.event_type,
+                    deliveries: deliveries.clone(),
+                });
+            } else {
+                for &delivery in &deliveries {
+                    records.push(EventRecord::pending_copy(
+                        delivery,
+                        event.account_id.clone(),
+                        event.event_type,
+                        event.id,
+                        payload.clone(),
+                        false,
+                        now,
+                    ));
+                }
             }
             accepted.push(IngestRecord {
                 event_id: event.id,
@@ -230,34 +240,54 @@ impl RouterState {
             written.push(true);
         }
 
+        // A small group writes the shared copies after sending its commit, so
+        // they are built while the flush of the ingest records runs.
+        let copy_count = records.len() + shared.iter().map(|s| s.deliveries.len()).sum::<usize>();
+        let defer = !shared.is_empty() && self.ctx.store.defers_copies(accepted.len() + copy_count);
+        if !defer {
+            for copies in shared.drain(..) {
+                records.extend(copies.records(now));
+            }
+        }
+        let deferred: Vec<DeferredCopies> = shared.iter().map(SharedCopies::entry).collect();
         if !accepted.is_empty()
-            && let Err(error) = self.ctx.store.write_ingest(&accepted, &records)
+            && let Err(error) = self
+                .ctx
+                .store
+                .write_ingest_with_deferred(&accepted, &records, &deferred)
         {
             // Nothing of this batch was written. Fail every item that needed the
             // write, and keep the events accepted earlier.
             fail_written(&mut outcomes, &written, &error.to_string());
             records.clear();
+            shared.clear();
         } else {
             for event_type in accepted_types {
                 metrics::counter!("argus_webhooks_events_ingested_total", "event_type" => event_type.as_str()).increment(1);
             }
-            for record in &records {
-                metrics::counter!("argus_webhooks_events_created_total", "event_type" => record.event_type.as_str())
-                    .increment(1);
-            }
         }
 
         let mut by_subscription: HashMap<SubscriptionId, Vec<EventId>> = HashMap::new();
-        for record in &records {
-            by_subscription
-                .entry(record.subscription_id)
-                .or_default()
-                .push(record.id);
+        let shared_deliveries = shared.iter().flat_map(|s| s.deliveries.iter().copied());
+        let written_deliveries = records.iter().map(|r| (r.id, r.subscription_id));
+        for (id, subscription) in written_deliveries.chain(shared_deliveries) {
+            by_subscription.entry(subscription).or_default().push(id);
         }
+        for ids in by_subscription.values_mut() {
+            // In queue order, since shared copies come after the others.
+            ids.sort_unstable();
+        }
+        let (copies_staged, staged) = if shared.is_empty() {
+            (None, None)
+        } else {
+            let (sender, receiver) = oneshot::channel();
+            (Some(sender), Some(receiver))
+        };
         let commit = Commit {
             outcomes,
             reply,
             notify: by_subscription.into_iter().collect(),
+            staged,
         };
         if let Err(mpsc::error::SendError(commit)) = self.commits.send(commit) {
             // One result per item, as callers match results to items by position.
@@ -267,6 +297,53 @@ impl RouterState {
                 .map(|_| Err(EngineError::Internal("the commit task has stopped".into())))
                 .collect();
             let _ = commit.reply.send(results);
+        }
+
+        let shared_records: Vec<EventRecord> = shared
+            .iter()
+            .flat_map(|copies| copies.records(now))
+            .collect();
+        if !shared_records.is_empty() {
+            self.ctx.store.stage_deferred_copies(&shared_records);
+        }
+        if let Some(sender) = copies_staged {
+            let _ = sender.send(());
+        }
+        for record in records.iter().chain(&shared_records) {
+            metrics::counter!("argus_webhooks_events_created_total", "event_type" => record.event_type.as_str())
+                .increment(1);
+        }
+    }
+}
+
+/// The copies of one platform event that share its payload.
+struct SharedCopies {
+    event_id: PlatformEventId,
+    account_id: AccountId,
+    event_type: EventType,
+    deliveries: Vec<(EventId, SubscriptionId)>,
+}
+
+impl SharedCopies {
+    fn records(&self, accepted_at: DateTime<Utc>) -> impl Iterator<Item = EventRecord> + '_ {
+        self.deliveries.iter().map(move |&delivery| {
+            EventRecord::pending_copy(
+                delivery,
+                self.account_id.clone(),
+                self.event_type,
+                self.event_id,
+                String::new(),
+                true,
+                accepted_at,
+            )
+        })
+    }
+
+    fn entry(&self) -> DeferredCopies {
+        DeferredCopies {
+            event_id: self.event_id,
+            account_id: self.account_id.clone(),
+            event_type: self.event_type,
         }
     }
 }
@@ -285,6 +362,10 @@ async fn run_commits(
         }
         let flushed = ctx.store.flush().await;
         for mut commit in group {
+            if let Some(staged) = commit.staged.take() {
+                // The router never drops it before staging, unless it stopped.
+                let _ = staged.await;
+            }
             if let Err(error) = &flushed {
                 // Duplicates fail too: the original they repeat may be one of
                 // the writes this flush did not make durable.

@@ -10,7 +10,7 @@ use argus_webhooks_actors::model::{
 };
 use argus_webhooks_actors::ssrf::AddressPolicy;
 use argus_webhooks_actors::store::{
-    EventQuery, FORMAT_VERSION, IngestRecord, QueueChange, Store, StoreError,
+    DeferredCopies, EventQuery, FORMAT_VERSION, IngestRecord, QueueChange, Store, StoreError,
 };
 use argus_webhooks_actors::{DeliveryConfig, Engine, EngineConfig, EngineSettings};
 use chrono::{Duration, Utc};
@@ -21,7 +21,8 @@ use warp::Filter;
 const PAYLOAD: &str = r#"{"data":{"note":"shared \"once\" é","n":12345678901234567890}}"#;
 
 /// Writes one platform event with a copy for each subscription in `subs`,
-/// sharing its payload as the router does for more than one copy.
+/// sharing its payload and deferring the copies as the router does for
+/// more than one copy.
 fn ingest_shared(
     store: &Store,
     account: &AccountId,
@@ -43,9 +44,15 @@ fn ingest_shared(
         accepted_at: Utc::now(),
         payload: Some(PAYLOAD.to_string()),
     };
+    let deferred = DeferredCopies {
+        event_id: platform,
+        account_id: account.clone(),
+        event_type: EventType::LeaseCreated,
+    };
     store
-        .write_ingest(std::slice::from_ref(&accepted), &copies)
+        .write_ingest_with_deferred(std::slice::from_ref(&accepted), &[], &[deferred])
         .unwrap();
+    store.stage_deferred_copies(&copies);
     (accepted, copies)
 }
 
@@ -587,5 +594,60 @@ async fn queue_refill_sees_deferred_copies() {
     assert_eq!(
         store.queue_window(subs[1], None, 10).unwrap(),
         vec![copies[1].id]
+    );
+}
+
+/// Polls `condition` every 5 ms for up to 5 s.
+async fn eventually(mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    condition()
+}
+
+#[tokio::test]
+async fn deferred_copies_flushed_when_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let account = AccountId::parse("acme-capital").unwrap();
+    let store = Store::open(&config(dir.path())).unwrap();
+    ingest_shared(&store, &account, &subs(3));
+    store.flush().await.unwrap();
+    assert!(
+        eventually(|| !store.has_deferred_writes()).await,
+        "deferred copies stayed staged with no request after the flush"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deferred_copies_flushed_under_steady_flushes() {
+    let dir = tempfile::tempdir().unwrap();
+    let account = AccountId::parse("acme-capital").unwrap();
+    let store = Store::open(&config(dir.path())).unwrap();
+    ingest_shared(&store, &account, &subs(3));
+    // Four callers that keep waiting for flushes leave the flusher no idle
+    // moment, so the deferred copies go once they are overdue.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, stop) = (store.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    store.flush().await.unwrap();
+                }
+            })
+        })
+        .collect();
+    let flushed = eventually(|| !store.has_deferred_writes()).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for caller in callers {
+        caller.await.unwrap();
+    }
+    assert!(
+        flushed,
+        "deferred copies stayed staged while callers kept flushing"
     );
 }

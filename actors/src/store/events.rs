@@ -19,39 +19,56 @@ impl Store {
 
     /// Stages accepted platform events and their per-subscription copies as
     /// one atomic group; a flush makes them durable.
-    ///
-    /// The copies of an event that shares its payload are deferred writes.
-    /// The flush that the ingest waits for writes its ingest record and a
-    /// `U` entry, and the copies follow just after. A start restores any
-    /// copy that did not reach the disk from those two. With 21 copies this
-    /// takes 42 of 44 keys off the ingest's path.
     pub fn write_ingest(
         &self,
         accepted: &[IngestRecord],
         events: &[EventRecord],
     ) -> StoreResult<()> {
+        self.write_ingest_with_deferred(accepted, events, &[])
+    }
+
+    /// True when an ingest group of `records` ingest records and copies is
+    /// staged, so its shared copies may be deferred writes. Larger groups
+    /// are applied to sled at once.
+    pub fn defers_copies(&self, records: usize) -> bool {
+        records < DIRECT_WRITE_RECORDS
+    }
+
+    /// [`Store::write_ingest`] for a group whose `deferred` platform events
+    /// have copies that share the payload and follow, as deferred writes,
+    /// through [`Store::stage_deferred_copies`]. Each such event gets a `U`
+    /// entry with its ingest record, so a start restores any copy that did
+    /// not reach the disk. With 21 copies this takes 42 of 44 keys off the
+    /// flush that the ingest waits for.
+    pub fn write_ingest_with_deferred(
+        &self,
+        accepted: &[IngestRecord],
+        events: &[EventRecord],
+        deferred: &[DeferredCopies],
+    ) -> StoreResult<()> {
         self.check_fault()?;
-        let direct = accepted.len() + events.len() >= DIRECT_WRITE_RECORDS;
+        let records = accepted.len() + events.len();
+        let direct = !self.defers_copies(records);
+        if direct && !deferred.is_empty() {
+            return Err(StoreError::Io(format!(
+                "an ingest group of {records} records cannot defer copies"
+            )));
+        }
         let mut batch = staging::Writes::default();
-        let mut deferred = staging::Writes::default();
         for record in accepted {
             batch.insert(
                 key1(INGESTED, record.event_id.as_bytes()),
                 encode_ingest(record),
             );
         }
-        let mut copies_to_make = BTreeSet::new();
+        for copies in deferred {
+            batch.insert(
+                key1(COPIES_TO_MAKE, copies.event_id.as_bytes()),
+                copies_to_make_value(copies.event_type, &copies.account_id),
+            );
+        }
         for event in events {
-            if event.shared_payload && !direct {
-                put_event_entries(&mut deferred, event);
-                if copies_to_make.insert(event.platform_event_id) {
-                    let key = key1(COPIES_TO_MAKE, event.platform_event_id.as_bytes());
-                    batch.insert(key.clone(), copies_to_make_value(event));
-                    deferred.remove(key);
-                }
-            } else {
-                put_event_entries(&mut batch, event);
-            }
+            put_event_entries(&mut batch, event);
         }
         let pending = events
             .iter()
@@ -71,10 +88,38 @@ impl Store {
                         .map_err(StoreError::from),
                 )
             } else {
-                self.inner.staging.stage_with_deferred(batch, deferred);
+                self.inner.staging.stage(batch);
                 Ok(())
             }
         })?;
+        self.count_new_events(events);
+        Ok(())
+    }
+
+    /// Stages the copies of platform events that
+    /// [`Store::write_ingest_with_deferred`] wrote as deferred, with the
+    /// removal of their `U` entries. The flusher applies them after the
+    /// flush that the ingest waits for.
+    pub fn stage_deferred_copies(&self, copies: &[EventRecord]) {
+        let mut writes = staging::Writes::default();
+        let mut entries = BTreeSet::new();
+        for copy in copies {
+            put_event_entries(&mut writes, copy);
+            if entries.insert(copy.platform_event_id) {
+                writes.remove(key1(COPIES_TO_MAKE, copy.platform_event_id.as_bytes()));
+            }
+        }
+        let pending = copies
+            .iter()
+            .filter(|copy| copy.status == EventStatus::Pending)
+            .map(|copy| (copy.subscription_id, copy.id));
+        self.inner
+            .queue_floors
+            .pending(pending, || self.inner.staging.stage_deferred(writes));
+        self.count_new_events(copies);
+    }
+
+    fn count_new_events(&self, events: &[EventRecord]) {
         self.inner
             .unfinished
             .fetch_add(events.len() as i64, Ordering::Relaxed);
@@ -88,7 +133,6 @@ impl Store {
                 1,
             );
         }
-        Ok(())
     }
 
     // --- events ----------------------------------------------------------

@@ -3,7 +3,7 @@
 use super::encode_event;
 use super::staging::Writes;
 use crate::counts::MAX_MILLIS;
-use crate::model::{AccountId, EventId, EventRecord, SubscriptionId};
+use crate::model::{AccountId, EventId, EventRecord, EventType, SubscriptionId};
 
 pub(super) const META: u8 = b'M';
 pub(super) const SUBSCRIPTION: u8 = b'S';
@@ -39,9 +39,9 @@ pub(super) fn put_event_entries(batch: &mut Writes, event: &EventRecord) {
 /// Returns the value of a `COPIES_TO_MAKE` entry: what a copy of the
 /// platform event needs beyond its ingest record, the type code and the
 /// account id.
-pub(super) fn copies_to_make_value(event: &EventRecord) -> Vec<u8> {
-    let mut value = vec![event.event_type.code()];
-    value.extend_from_slice(event.account_id.as_str().as_bytes());
+pub(super) fn copies_to_make_value(event_type: EventType, account: &AccountId) -> Vec<u8> {
+    let mut value = vec![event_type.code()];
+    value.extend_from_slice(account.as_str().as_bytes());
     value
 }
 

@@ -65,8 +65,8 @@ use staging::Staging;
 /// recorded delivery progress a crash can lose: those attempts are sent again.
 pub const LAZY_FLUSH_DELAY: Duration = Duration::from_millis(10);
 
-/// How long the flusher waits for another request, after a flush that left
-/// deferred writes out (see `staging`), before it flushes them. The
+/// How long after a flush that left deferred writes out (see `staging`) the
+/// flusher flushes them, unless a caller waits for a flush first. The
 /// deliveries that the flush released start in the meantime, so the writes
 /// do not compete with them for the cores.
 const DEFERRED_IDLE_DELAY: Duration = Duration::from_millis(1);
@@ -126,6 +126,15 @@ pub struct IngestRecord {
     /// Reading a record for a repeat leaves it out.
     #[serde(skip)]
     pub payload: Option<String>,
+}
+
+/// A platform event whose copies share its payload and are staged after
+/// its ingest record (see [`Store::write_ingest_with_deferred`]).
+#[derive(Clone, Debug)]
+pub struct DeferredCopies {
+    pub event_id: PlatformEventId,
+    pub account_id: AccountId,
+    pub event_type: EventType,
 }
 
 /// Change to the delivery queues that comes with an event write.
@@ -246,6 +255,11 @@ impl Store {
     /// when the disk is full.
     pub fn is_healthy(&self) -> bool {
         self.inner.healthy.load(Ordering::Relaxed)
+    }
+
+    /// True while deferred writes (see `staging`) wait to be applied.
+    pub fn has_deferred_writes(&self) -> bool {
+        self.inner.staging.has_deferred()
     }
 
     /// Events that are Pending or Retrying.
@@ -623,56 +637,43 @@ struct Flusher {
 async fn run_flusher(mut flusher: Flusher) {
     // When a flush first left deferred writes staged, while they still are.
     let mut deferred_since: Option<Instant> = None;
+    let mut flushed_at = Instant::now();
     loop {
         let mut waiters = Vec::new();
-        let mut deferred_wanted = false;
-        let mut gather = |request: FlushRequest, waiters: &mut Vec<_>| {
+        let mut deferred_requested = false;
+        // When the first lazy request of this flush came.
+        let mut lazy_since: Option<Instant> = None;
+        // Wait for a caller, for the end of the lazy delay, or, while
+        // deferred writes wait, for a moment after the last flush, so the
+        // deliveries it released start first.
+        loop {
+            let deferred_due = deferred_since
+                .map(|since| (flushed_at + DEFERRED_IDLE_DELAY).min(since + LAZY_FLUSH_DELAY));
+            let lazy_due = lazy_since.map(|since| since + LAZY_FLUSH_DELAY);
+            let request = match deferred_due.into_iter().chain(lazy_due).min() {
+                Some(due) => tokio::select! {
+                    _ = tokio::time::sleep_until(due.into()) => break,
+                    next = flusher.requests.recv() => next,
+                },
+                None => flusher.requests.recv().await,
+            };
+            match request {
+                Some(FlushRequest::Wait(sender, with_deferred)) => {
+                    waiters.push(sender);
+                    deferred_requested |= with_deferred;
+                    break;
+                }
+                Some(FlushRequest::Soon) => {
+                    lazy_since.get_or_insert_with(Instant::now);
+                }
+                // The store was dropped, which applies what is staged.
+                None => return,
+            }
+        }
+        while let Ok(request) = flusher.requests.try_recv() {
             if let FlushRequest::Wait(sender, with_deferred) = request {
                 waiters.push(sender);
-                deferred_wanted |= with_deferred;
-            }
-        };
-        let first = match deferred_since {
-            // Deferred writes wait for a moment without requests, so the
-            // deliveries that the last flush released start first, and for
-            // at most LAZY_FLUSH_DELAY.
-            Some(since) => {
-                let due = (Instant::now() + DEFERRED_IDLE_DELAY).min(since + LAZY_FLUSH_DELAY);
-                tokio::select! {
-                    _ = tokio::time::sleep_until(due.into()) => None,
-                    next = flusher.requests.recv() => match next {
-                        Some(request) => Some(request),
-                        None => break,
-                    },
-                }
-            }
-            None => match flusher.requests.recv().await {
-                Some(request) => Some(request),
-                None => break,
-            },
-        };
-        if let Some(first) = first {
-            gather(first, &mut waiters);
-            while let Ok(next) = flusher.requests.try_recv() {
-                gather(next, &mut waiters);
-            }
-            if waiters.is_empty() {
-                // Only lazy requests: gather more of them, unless a caller
-                // starts waiting first.
-                let deadline = tokio::time::sleep(LAZY_FLUSH_DELAY);
-                tokio::pin!(deadline);
-                while waiters.is_empty() {
-                    tokio::select! {
-                        _ = &mut deadline => break,
-                        next = flusher.requests.recv() => match next {
-                            Some(request) => gather(request, &mut waiters),
-                            None => break,
-                        },
-                    }
-                }
-                while let Ok(next) = flusher.requests.try_recv() {
-                    gather(next, &mut waiters);
-                }
+                deferred_requested |= with_deferred;
             }
         }
         // Requests made from here on need the next flush.
@@ -680,8 +681,9 @@ async fn run_flusher(mut flusher: Flusher) {
         // Callers wait for a flush without the deferred writes, unless one
         // of them requests them or they have waited long enough.
         let overdue = deferred_since.is_some_and(|since| since.elapsed() >= LAZY_FLUSH_DELAY);
-        let with_deferred = waiters.is_empty() || deferred_wanted || overdue;
+        let with_deferred = waiters.is_empty() || deferred_requested || overdue;
         let result = flusher.flush(with_deferred).await;
+        flushed_at = Instant::now();
         if let Err(error) = &result
             && waiters.is_empty()
         {
@@ -694,7 +696,7 @@ async fn run_flusher(mut flusher: Flusher) {
         deferred_since = if with_deferred || !flusher.staging.has_deferred() {
             None
         } else {
-            deferred_since.or_else(|| Some(Instant::now()))
+            deferred_since.or(Some(flushed_at))
         };
     }
 }

@@ -12,7 +12,8 @@
 //! Deferred writes are those that a start can make again from a durable
 //! record, such as the copies of an ingested event (see `U` in the store's
 //! key layout). The flush that callers wait for leaves them out, so it
-//! applies fewer keys, and the flusher applies them just after it.
+//! applies fewer keys, and the flusher applies them in a flush of their own
+//! once no request has come for a moment.
 //! Deferred writes are applied together with every write staged before
 //! them, and a key staged both ways has its newer value in `deferred`.
 
@@ -78,12 +79,10 @@ impl Staging {
         state.stage(writes);
     }
 
-    /// Stages `writes`, and then `deferred` as deferred writes, at once, so
-    /// no reader sees the first without the second.
-    pub(super) fn stage_with_deferred(&self, writes: Writes, deferred: Writes) {
+    /// Stages `writes` as deferred writes.
+    pub(super) fn stage_deferred(&self, writes: Writes) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.stage(writes);
-        for (key, value) in deferred.0 {
+        for (key, value) in writes.0 {
             state.deferred.insert(key, value);
         }
     }
@@ -112,7 +111,7 @@ impl Staging {
 
     /// Applies the staged writes, as [`Self::apply`] does, when deferred
     /// writes are staged or a group is being applied, so that a range scan
-    /// after it sees every deferred write staged before the call.
+    /// after it reads every deferred write staged before the call.
     pub(super) fn apply_if_deferred(&self, db: &sled::Db) -> sled::Result<()> {
         let pending = {
             let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -211,10 +210,8 @@ mod tests {
     fn deferred_writes_wait_for_a_full_apply() {
         let db = sled::Config::new().temporary(true).open().unwrap();
         let staging = Staging::default();
-        staging.stage_with_deferred(
-            writes(&[(b"ingest", Some(b"i")), (b"marker", Some(b"m"))]),
-            writes(&[(b"copy", Some(b"c")), (b"marker", None)]),
-        );
+        staging.stage(writes(&[(b"ingest", Some(b"i")), (b"marker", Some(b"m"))]));
+        staging.stage_deferred(writes(&[(b"copy", Some(b"c")), (b"marker", None)]));
         assert_eq!(staging.get(b"copy"), Some(Some(IVec::from(&b"c"[..]))));
         assert_eq!(staging.get(b"marker"), Some(None), "the newer write wins");
         assert!(staging.has_deferred());
@@ -240,10 +237,8 @@ mod tests {
     fn full_apply_keeps_the_newer_of_both_writes() {
         let db = sled::Config::new().temporary(true).open().unwrap();
         let staging = Staging::default();
-        staging.stage_with_deferred(
-            writes(&[(b"marker", Some(b"m"))]),
-            writes(&[(b"marker", None), (b"copy", Some(b"pending"))]),
-        );
+        staging.stage(writes(&[(b"marker", Some(b"m"))]));
+        staging.stage_deferred(writes(&[(b"marker", None), (b"copy", Some(b"pending"))]));
         // A later change of a deferred key replaces the deferred write.
         staging.stage(writes(&[(b"copy", Some(b"delivered"))]));
         assert_eq!(
@@ -262,7 +257,7 @@ mod tests {
     fn changed_deferred_key_goes_with_the_next_flush() {
         let db = sled::Config::new().temporary(true).open().unwrap();
         let staging = Staging::default();
-        staging.stage_with_deferred(Writes::default(), writes(&[(b"copy", Some(b"pending"))]));
+        staging.stage_deferred(writes(&[(b"copy", Some(b"pending"))]));
         staging.stage(writes(&[(b"copy", Some(b"delivered"))]));
         assert!(!staging.has_deferred());
         staging.apply_without_deferred(&db).unwrap();
