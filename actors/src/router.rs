@@ -362,9 +362,14 @@ async fn run_commits(
         }
         let flushed = ctx.store.flush().await;
         for mut commit in group {
-            if let Some(staged) = commit.staged.take() {
-                // The router never drops it before staging, unless it stopped.
-                let _ = staged.await;
+            if let Some(staged) = commit.staged.take()
+                && staged.await.is_err()
+            {
+                // The ingest records and their `U` entries are written, so
+                // the next start restores the copies.
+                tracing::error!(
+                    "the router stopped before it staged the copies of an ingest; they are restored at the next start"
+                );
             }
             if let Err(error) = &flushed {
                 // Duplicates fail too: the original they repeat may be one of

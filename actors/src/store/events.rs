@@ -99,7 +99,7 @@ impl Store {
     /// Stages the copies of platform events that
     /// [`Store::write_ingest_with_deferred`] wrote as deferred, with the
     /// removal of their `U` entries. The flusher applies them after the
-    /// flush that the ingest waits for.
+    /// flush that the ingest waits for, within [`LAZY_FLUSH_DELAY`].
     pub fn stage_deferred_copies(&self, copies: &[EventRecord]) {
         let mut writes = staging::Writes::default();
         let mut entries = BTreeSet::new();
@@ -117,6 +117,9 @@ impl Store {
             .queue_floors
             .pending(pending, || self.inner.staging.stage_deferred(writes));
         self.count_new_events(copies);
+        // The flush of their ingest records may have ended before they were
+        // staged, so the flusher would not know of them yet.
+        self.flush_soon();
     }
 
     fn count_new_events(&self, events: &[EventRecord]) {

@@ -71,6 +71,8 @@ struct State {
     deferred: Map,
     /// The group being applied; readers still look here until sled has it.
     applying: Option<Arc<Map>>,
+    /// The group being applied has deferred writes.
+    applying_deferred: bool,
 }
 
 impl Staging {
@@ -109,15 +111,27 @@ impl Staging {
         self.apply_group(db, true)
     }
 
-    /// Applies the staged writes, as [`Self::apply`] does, when deferred
-    /// writes are staged or a group is being applied, so that a range scan
-    /// after it reads every deferred write staged before the call.
+    /// Makes every deferred write staged before the call reach sled, so a
+    /// range scan after it reads them: applies the staged writes, as
+    /// [`Self::apply`] does, when deferred ones are among them, and waits
+    /// for a group with deferred writes that is being applied.
     pub(super) fn apply_if_deferred(&self, db: &sled::Db) -> sled::Result<()> {
-        let pending = {
+        let (staged, applying) = {
             let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            !state.deferred.is_empty() || state.applying.is_some()
+            (!state.deferred.is_empty(), state.applying_deferred)
         };
-        if pending { self.apply(db) } else { Ok(()) }
+        if staged {
+            return self.apply(db);
+        }
+        if applying {
+            // Released once that group is in sled.
+            drop(
+                self.applying_order
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()),
+            );
+        }
+        Ok(())
     }
 
     /// Applies the staged writes but the deferred ones, as [`Self::apply`]
@@ -136,6 +150,7 @@ impl Staging {
             let mut group = std::mem::take(&mut state.current);
             if with_deferred {
                 // Deferred values are the newer ones.
+                state.applying_deferred = !state.deferred.is_empty();
                 group.extend(std::mem::take(&mut state.deferred));
             }
             if group.is_empty() {
@@ -148,21 +163,27 @@ impl Staging {
         let result = db.apply_batch(to_batch(group.iter()));
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.applying = None;
+        state.applying_deferred = false;
         if result.is_err() {
-            for (key, value) in group.iter() {
-                if !state.deferred.contains_key(key) {
-                    state
-                        .current
-                        .entry(key.clone())
-                        .or_insert_with(|| value.clone());
-                }
-            }
+            state.put_back(&group);
         }
         result
     }
 }
 
 impl State {
+    /// Stages the writes of a group that failed to apply again, below any
+    /// newer write of the same key. They go back into `current` even where
+    /// `deferred` has the key, since the deferred value is newer and lands
+    /// after them.
+    fn put_back(&mut self, group: &Map) {
+        for (key, value) in group {
+            self.current
+                .entry(key.clone())
+                .or_insert_with(|| value.clone());
+        }
+    }
+
     fn stage(&mut self, writes: Writes) {
         for (key, value) in writes.0 {
             // This write is newer than a deferred one of the same key.
@@ -271,5 +292,28 @@ mod tests {
             Some(IVec::from(&b"delivered"[..])),
             "the older deferred write is gone"
         );
+    }
+
+    #[test]
+    fn failed_group_keeps_marker_below_deferred_removal() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let staging = Staging::default();
+        staging.stage(writes(&[(b"ingest", Some(b"i")), (b"marker", Some(b"m"))]));
+        // The group is taken for an apply that fails after the deferred
+        // removal of the marker was staged.
+        let group = std::mem::take(&mut staging.state.lock().unwrap().current);
+        staging.stage_deferred(writes(&[(b"copy", Some(b"c")), (b"marker", None)]));
+        staging.state.lock().unwrap().put_back(&group);
+
+        staging.apply_without_deferred(&db).unwrap();
+        assert_eq!(db.get(b"ingest").unwrap(), Some(IVec::from(&b"i"[..])));
+        assert_eq!(
+            db.get(b"marker").unwrap(),
+            Some(IVec::from(&b"m"[..])),
+            "the marker must reach sled with its ingest record"
+        );
+        staging.apply(&db).unwrap();
+        assert_eq!(db.get(b"marker").unwrap(), None);
+        assert_eq!(db.get(b"copy").unwrap(), Some(IVec::from(&b"c"[..])));
     }
 }
