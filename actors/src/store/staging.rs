@@ -112,9 +112,9 @@ impl Staging {
     }
 
     /// Makes every deferred write staged before the call reach sled, so a
-    /// range scan after it reads them: applies the staged writes, as
-    /// [`Self::apply`] does, when deferred ones are among them, and waits
-    /// for a group with deferred writes that is being applied.
+    /// range scan after it reads them. Applies the staged writes, as
+    /// [`Self::apply`] does, when deferred ones are among them. Otherwise
+    /// waits for a group with deferred writes that is being applied.
     pub(super) fn apply_if_deferred(&self, db: &sled::Db) -> sled::Result<()> {
         let (staged, applying) = {
             let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
