@@ -34,9 +34,9 @@ impl Store {
         records < DIRECT_WRITE_RECORDS
     }
 
-    /// [`Store::write_ingest`] for a group whose `deferred` platform events
-    /// have copies that share the payload and follow, as deferred writes,
-    /// through [`Store::stage_deferred_copies`]. Each such event gets a `U`
+    /// Writes an ingest group as [`Store::write_ingest`] does, for a group
+    /// whose `deferred` platform events have copies that share the payload
+    /// and follow, as deferred writes, through [`Store::stage_deferred_copies`]. Each such event gets a `U`
     /// entry with its ingest record, so a start restores any copy that did
     /// not reach the disk. With 21 copies this takes 42 of 44 keys off the
     /// flush that the ingest waits for.
@@ -331,6 +331,10 @@ impl Store {
             return Ok(out);
         };
         // A copy that its actor has heard of may still be a deferred write.
+        // NOTE: this also lets the scan find a copy whose ingest flush is
+        // still running, so a kill in that moment can leave a sent copy of
+        // an ingest that was never answered. A retried ingest then sends
+        // the event again under new ids.
         self.track(
             self.inner
                 .staging

@@ -21,7 +21,7 @@
 //! until none of its copies is stored. Its copies are deferred writes (see
 //! `staging`): the flush that the ingest waits for writes the ingest record
 //! and a `U` entry, and the copies follow with the `U` entry's removal. A
-//! start makes the copies of every `U` entry left, from its ingest record.
+//! start restores the copies of every `U` entry left, from its ingest record.
 //! Formats 1 and 2 kept event records under the event id alone, with an
 //! index by subscription under `B`, and format 1 also kept the queue under
 //! `Q`. Opening such a store moves it to this layout. Format 3 had no shared
@@ -257,7 +257,7 @@ impl Store {
         self.inner.healthy.load(Ordering::Relaxed)
     }
 
-    /// True while deferred writes (see `staging`) wait to be applied.
+    /// Returns true while deferred writes (see `staging`) wait to be applied.
     pub fn has_deferred_writes(&self) -> bool {
         self.inner.staging.has_deferred()
     }
