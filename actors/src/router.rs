@@ -250,23 +250,6 @@ impl RouterState {
             }
         }
         let deferred: Vec<DeferredCopies> = shared.iter().map(SharedCopies::entry).collect();
-        if !accepted.is_empty()
-            && let Err(error) = self
-                .ctx
-                .store
-                .write_ingest_with_deferred(&accepted, &records, &deferred)
-        {
-            // Nothing of this batch was written. Fail every item that needed the
-            // write, and keep the events accepted earlier.
-            fail_written(&mut outcomes, &written, &error.to_string());
-            records.clear();
-            shared.clear();
-        } else {
-            for event_type in accepted_types {
-                metrics::counter!("argus_webhooks_events_ingested_total", "event_type" => event_type.as_str()).increment(1);
-            }
-        }
-
         let mut by_subscription: HashMap<SubscriptionId, Vec<EventId>> = HashMap::new();
         let shared_deliveries = shared.iter().flat_map(|s| s.deliveries.iter().copied());
         let written_deliveries = records.iter().map(|r| (r.id, r.subscription_id));
@@ -277,6 +260,28 @@ impl RouterState {
             // In queue order, since shared copies come after the others.
             ids.sort_unstable();
         }
+        let mut notify: Vec<(SubscriptionId, Vec<EventId>)> = by_subscription.into_iter().collect();
+        // Queue scans pass over the copies until their flush has ended.
+        self.ctx.store.hold_copies(&notify);
+        if !accepted.is_empty()
+            && let Err(error) = self
+                .ctx
+                .store
+                .write_ingest_with_deferred(&accepted, &records, &deferred)
+        {
+            // Nothing of this batch was written. Fail every item that needed the
+            // write, and keep the events accepted earlier.
+            fail_written(&mut outcomes, &written, &error.to_string());
+            self.ctx.store.release_copies(&notify);
+            notify.clear();
+            records.clear();
+            shared.clear();
+        } else {
+            for event_type in accepted_types {
+                metrics::counter!("argus_webhooks_events_ingested_total", "event_type" => event_type.as_str()).increment(1);
+            }
+        }
+
         let (copies_staged, staged) = if shared.is_empty() {
             (None, None)
         } else {
@@ -286,10 +291,11 @@ impl RouterState {
         let commit = Commit {
             outcomes,
             reply,
-            notify: by_subscription.into_iter().collect(),
+            notify,
             staged,
         };
         if let Err(mpsc::error::SendError(commit)) = self.commits.send(commit) {
+            self.ctx.store.release_copies(&commit.notify);
             // One result per item, as callers match results to items by position.
             let results = commit
                 .outcomes
@@ -382,6 +388,7 @@ async fn run_commits(
             }
             // Written events are delivered even if the flush failed: they are in
             // sled's memory, and a client that retries the ingest gets a duplicate.
+            ctx.store.release_copies(&commit.notify);
             for (sub, ids) in commit.notify {
                 let _ = supervisor.cast(SupervisorMsg::Forward(
                     sub,

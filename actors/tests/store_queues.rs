@@ -291,3 +291,54 @@ async fn queue_skips_corrupt_record() {
     let expected = vec![mine[0].id, mine[2].id, mine[3].id];
     assert_eq!(whole_queue(&store, sub, 2), expected);
 }
+
+#[tokio::test]
+async fn queue_stops_before_held_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let account = AccountId::parse("acme-capital").unwrap();
+    let sub = SubscriptionId(uuid::Uuid::new_v4());
+    let store = Store::open(&config(dir.path())).unwrap();
+    let mine = events(&account, sub, 4);
+    store.write_ingest(&[], &mine[..2]).unwrap();
+    // The last two belong to an ingest whose flush has not ended yet.
+    let held_copies = vec![(sub, ids(&mine[2..]))];
+    store.hold_copies(&held_copies);
+    store.write_ingest(&[], &mine[2..]).unwrap();
+
+    assert_eq!(
+        store.queue_window(sub, None, 10).unwrap(),
+        ids(&mine[..2]),
+        "a first load passed a held copy"
+    );
+    assert!(store.has_held_copies(sub));
+    assert_eq!(
+        store.queue_window(sub, Some(mine[1].id), 10).unwrap(),
+        Vec::<EventId>::new(),
+        "a refill passed a held copy"
+    );
+
+    store.release_copies(&held_copies);
+    assert!(!store.has_held_copies(sub));
+    assert_eq!(
+        store.queue_window(sub, Some(mine[1].id), 10).unwrap(),
+        ids(&mine[2..])
+    );
+    assert_eq!(whole_queue(&store, sub, 3), ids(&mine));
+}
+
+#[tokio::test]
+async fn first_load_keeps_floor_of_held_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let account = AccountId::parse("acme-capital").unwrap();
+    let sub = SubscriptionId(uuid::Uuid::new_v4());
+    let store = Store::open(&config(dir.path())).unwrap();
+    let mine = events(&account, sub, 1);
+    let held_copies = vec![(sub, ids(&mine))];
+    store.hold_copies(&held_copies);
+    store.write_ingest(&[], &mine).unwrap();
+    assert!(store.queue_window(sub, None, 10).unwrap().is_empty());
+
+    // The empty first load must not drop the floor below the held copy.
+    store.release_copies(&held_copies);
+    assert_eq!(store.queue_window(sub, None, 10).unwrap(), ids(&mine));
+}

@@ -307,7 +307,8 @@ impl Store {
     }
 
     /// Returns up to `limit` queued events of a subscription, oldest first,
-    /// starting after `after`, or at the subscription's queue floor.
+    /// starting after `after`, or at the subscription's queue floor. The
+    /// window ends before the oldest held copy (see `held`).
     pub fn queue_window(
         &self,
         subscription: SubscriptionId,
@@ -324,17 +325,20 @@ impl Store {
                 return Ok(Vec::new());
             };
             let start = event_key(subscription, floor);
-            let out = self.queued_from(subscription, start, limit)?;
-            self.inner
-                .queue_floors
-                .raise(subscription, seen, out.first().copied());
+            let first_held = self.inner.held.first(subscription);
+            let out = self.queued_from(subscription, start, limit, first_held)?;
+            // A held copy is Pending too, so the floor stays at or below it.
+            let first = match (out.first().copied(), first_held) {
+                (Some(id), Some(held)) => Some(id.min(held)),
+                (id, held) => id.or(held),
+            };
+            self.inner.queue_floors.raise(subscription, seen, first);
             return Ok(out);
         };
         // A copy that its actor has heard of may still be a deferred write.
-        // NOTE: this also lets the scan find a copy whose ingest flush is
-        // still running, so a kill in that moment can leave a sent copy of
-        // an ingest that was never answered. A retried ingest then sends
-        // the event again under new ids.
+        // Copies whose ingest flush is still running are held, and the scan
+        // stops before them.
+        let first_held = self.inner.held.first(subscription);
         self.track(
             self.inner
                 .staging
@@ -343,21 +347,27 @@ impl Store {
         )?;
         let mut start = event_key(subscription, after);
         start.push(0);
-        self.queued_from(subscription, start, limit)
+        self.queued_from(subscription, start, limit, first_held)
     }
 
     /// Returns up to `limit` Pending events of a subscription from `start`,
-    /// one of its event keys.
+    /// one of its event keys, and before `end` when given.
     fn queued_from(
         &self,
         subscription: SubscriptionId,
         start: Vec<u8>,
         limit: usize,
+        end: Option<EventId>,
     ) -> StoreResult<Vec<EventId>> {
         let prefix = key1(EVENT, subscription.as_bytes());
         let pending = EventStatus::Pending.code();
         let mut out = Vec::new();
-        for entry in self.inner.db.range(start..) {
+        let range = match end.map(|end| event_key(subscription, end)) {
+            Some(end) if end <= start => return Ok(out),
+            Some(end) => self.inner.db.range(start..end),
+            None => self.inner.db.range(start..),
+        };
+        for entry in range {
             let (key, value) = self.track(entry.map_err(StoreError::from))?;
             if !key.starts_with(&prefix) || out.len() >= limit {
                 break;
@@ -445,9 +455,12 @@ impl Store {
         let floor = self.inner.queue_floors.read(subscription).id;
         self.apply_staged()?;
         let mut ids: Vec<EventId> = match floor {
-            Some(floor) => {
-                self.queued_from(subscription, event_key(subscription, floor), usize::MAX)?
-            }
+            Some(floor) => self.queued_from(
+                subscription,
+                event_key(subscription, floor),
+                usize::MAX,
+                None,
+            )?,
             None => Vec::new(),
         };
         for entry in self

@@ -51,12 +51,14 @@ use crate::model::{
 
 mod events;
 mod floors;
+mod held;
 mod keys;
 mod listing;
 mod staging;
 mod subscriptions;
 
 use floors::QueueFloors;
+use held::HeldCopies;
 use keys::*;
 use staging::Staging;
 
@@ -188,6 +190,7 @@ struct Inner {
     unfinished: AtomicI64,
     counts: EventCounts,
     queue_floors: QueueFloors,
+    held: HeldCopies,
     staging: Arc<Staging>,
     /// Held while an event's change is staged and counted, so the counts
     /// move from the status the event really had.
@@ -230,6 +233,7 @@ impl Store {
                 unfinished: AtomicI64::new(0),
                 counts: EventCounts::default(),
                 queue_floors: QueueFloors::default(),
+                held: HeldCopies::default(),
                 staging: Arc::new(Staging::default()),
                 event_writes: Mutex::new(()),
                 fault_file: config.fault_file.clone(),
@@ -255,6 +259,23 @@ impl Store {
     /// when the disk is full.
     pub fn is_healthy(&self) -> bool {
         self.inner.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Keeps new copies out of queue scans until [`Store::release_copies`],
+    /// for an ingest whose flush has not ended. Call it before writing them.
+    pub fn hold_copies(&self, copies: &[(SubscriptionId, Vec<EventId>)]) {
+        self.inner.held.hold(copies);
+    }
+
+    /// Lets queue scans find copies that [`Store::hold_copies`] kept out.
+    pub fn release_copies(&self, copies: &[(SubscriptionId, Vec<EventId>)]) {
+        self.inner.held.release(copies);
+    }
+
+    /// Returns true while a copy of `subscription` is held, so that a queue
+    /// window may have stopped before it.
+    pub fn has_held_copies(&self, subscription: SubscriptionId) -> bool {
+        self.inner.held.first(subscription).is_some()
     }
 
     /// Returns true while deferred writes (see `staging`) wait to be applied.

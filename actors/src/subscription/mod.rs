@@ -284,7 +284,9 @@ impl SubscriptionState {
             .ctx
             .store
             .queue_window(self.sub.id, self.cursor, limit)?;
-        self.backlog_in_store = ids.len() >= limit;
+        // A window that stopped before a held copy has more to load once
+        // the copy is released, which its arrival message reports.
+        self.backlog_in_store = ids.len() >= limit || self.ctx.store.has_held_copies(self.sub.id);
         if let Some(last) = ids.last() {
             self.cursor = Some(*last);
         }
