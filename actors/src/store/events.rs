@@ -36,10 +36,11 @@ impl Store {
 
     /// Writes an ingest group as [`Store::write_ingest`] does, for a group
     /// whose `deferred` platform events have copies that share the payload
-    /// and follow, as deferred writes, through [`Store::stage_deferred_copies`]. Each such event gets a `U`
-    /// entry with its ingest record, so a start restores any copy that did
-    /// not reach the disk. With 21 copies this takes 42 of 44 keys off the
-    /// flush that the ingest waits for.
+    /// and follow, as deferred writes, through
+    /// [`Store::stage_deferred_copies`]. Each such event gets a `U` entry
+    /// with its ingest record, so a start restores any copy that did not
+    /// reach the disk. With 21 copies this takes 42 of 44 keys off the flush
+    /// that the ingest waits for.
     pub fn write_ingest_with_deferred(
         &self,
         accepted: &[IngestRecord],
@@ -70,11 +71,7 @@ impl Store {
         for event in events {
             put_event_entries(&mut batch, event);
         }
-        let pending = events
-            .iter()
-            .filter(|event| event.status == EventStatus::Pending)
-            .map(|event| (event.subscription_id, event.id));
-        self.inner.queue_floors.pending(pending, || {
+        self.add_new_events(events, || {
             if direct {
                 // A large group costs more to insert than sled's two buffer
                 // writes, so the caller applies it and the flusher stays free.
@@ -91,9 +88,7 @@ impl Store {
                 self.inner.staging.stage(batch);
                 Ok(())
             }
-        })?;
-        self.count_new_events(events);
-        Ok(())
+        })
     }
 
     /// Stages the copies of platform events that
@@ -109,20 +104,28 @@ impl Store {
                 writes.remove(key1(COPIES_TO_MAKE, copy.platform_event_id.as_bytes()));
             }
         }
-        let pending = copies
-            .iter()
-            .filter(|copy| copy.status == EventStatus::Pending)
-            .map(|copy| (copy.subscription_id, copy.id));
-        self.inner
-            .queue_floors
-            .pending(pending, || self.inner.staging.stage_deferred(writes));
-        self.count_new_events(copies);
+        // Staging in memory cannot fail, so neither can this.
+        let _ = self.add_new_events(copies, || {
+            self.inner.staging.stage_deferred(writes);
+            Ok(())
+        });
         // The flush of their ingest records may have ended before they were
         // staged, so the flusher would not know of them yet.
         self.flush_soon();
     }
 
-    fn count_new_events(&self, events: &[EventRecord]) {
+    /// Runs `write`, which stores new `events`, with their Pending ones in
+    /// the queue floors, and once it succeeds counts the events.
+    fn add_new_events(
+        &self,
+        events: &[EventRecord],
+        write: impl FnOnce() -> StoreResult<()>,
+    ) -> StoreResult<()> {
+        let pending = events
+            .iter()
+            .filter(|event| event.status == EventStatus::Pending)
+            .map(|event| (event.subscription_id, event.id));
+        self.inner.queue_floors.pending(pending, write)?;
         self.inner
             .unfinished
             .fetch_add(events.len() as i64, Ordering::Relaxed);
@@ -136,6 +139,7 @@ impl Store {
                 1,
             );
         }
+        Ok(())
     }
 
     // --- events ----------------------------------------------------------

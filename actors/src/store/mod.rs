@@ -635,7 +635,6 @@ fn upgrade_events(db: &sled::Db, dir: &Path) -> StoreResult<()> {
 }
 
 enum FlushRequest {
-    /// A caller waits for the result.
     /// A caller waits for the result. The flag requests a flush that
     /// includes the deferred writes.
     Wait(oneshot::Sender<StoreResult<()>>, bool),
@@ -678,24 +677,15 @@ async fn run_flusher(mut flusher: Flusher) {
                 },
                 None => flusher.requests.recv().await,
             };
-            match request {
-                Some(FlushRequest::Wait(sender, with_deferred)) => {
-                    waiters.push(sender);
-                    deferred_requested |= with_deferred;
-                    break;
-                }
-                Some(FlushRequest::Soon) => {
-                    lazy_since.get_or_insert_with(Instant::now);
-                }
-                // The store was dropped, which applies what is staged.
-                None => return,
+            // None: the store was dropped, which applies what is staged.
+            let Some(request) = request else { return };
+            if gather(request, &mut waiters, &mut deferred_requested) {
+                break;
             }
+            lazy_since.get_or_insert_with(Instant::now);
         }
         while let Ok(request) = flusher.requests.try_recv() {
-            if let FlushRequest::Wait(sender, with_deferred) = request {
-                waiters.push(sender);
-                deferred_requested |= with_deferred;
-            }
+            gather(request, &mut waiters, &mut deferred_requested);
         }
         // Requests made from here on need the next flush.
         flusher.soon_pending.store(false, Ordering::Release);
@@ -719,6 +709,23 @@ async fn run_flusher(mut flusher: Flusher) {
         } else {
             deferred_since.or(Some(flushed_at))
         };
+    }
+}
+
+/// Adds the caller of a `Wait` request to `waiters`, and returns whether
+/// `request` was one.
+fn gather(
+    request: FlushRequest,
+    waiters: &mut Vec<oneshot::Sender<StoreResult<()>>>,
+    deferred_requested: &mut bool,
+) -> bool {
+    match request {
+        FlushRequest::Wait(sender, with_deferred) => {
+            waiters.push(sender);
+            *deferred_requested |= with_deferred;
+            true
+        }
+        FlushRequest::Soon => false,
     }
 }
 
