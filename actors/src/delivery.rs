@@ -298,7 +298,7 @@ impl DeliveryClient {
     /// Checks that every address of the URL's host may be connected to, as
     /// the create and update requests require. Returns the reason otherwise.
     pub async fn check_url(&self, url: &EndpointUrl) -> Result<(), String> {
-        let parsed = url.to_url();
+        let parsed = url.url();
         let addrs = match parsed.host() {
             Some(url::Host::Ipv4(v4)) => vec![IpAddr::V4(v4)],
             Some(url::Host::Ipv6(v6)) => vec![IpAddr::V6(v6)],
@@ -412,7 +412,7 @@ impl DeliveryClient {
     ) -> Result<Answer, reqwest::Error> {
         let response = self
             .http
-            .post(request.url.as_str())
+            .post(request.url.url().clone())
             .header("content-type", "application/json")
             .header("webhook-id", request.msg_id)
             .header("webhook-timestamp", timestamp.to_string())
@@ -518,7 +518,7 @@ impl DeliveryClient {
     /// Checks what the URL alone decides: the scheme, and a host written as
     /// an IP address. Host names are checked when they resolve.
     fn check_url_now(&self, url: &EndpointUrl) -> Result<(), String> {
-        let parsed = url.to_url();
+        let parsed = url.url();
         if !self.config.allow_http && parsed.scheme() == "http" {
             return Err(
                 "plain http endpoints are not allowed (delivery.allow_http is false); update the subscription to an https URL".into(),

@@ -445,7 +445,12 @@ impl fmt::Display for AccountId {
 /// be reached is the delivery client's decision.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct EndpointUrl(String);
+pub struct EndpointUrl {
+    /// The URL as the client sent it.
+    text: String,
+    /// The parsed form, kept so that each attempt does not parse it again.
+    url: url::Url,
+}
 
 impl EndpointUrl {
     /// Parses a URL. `allow_http` permits the `http` scheme.
@@ -475,22 +480,24 @@ impl EndpointUrl {
         }
         // Kept as given, so the API returns what the client sent; comparisons
         // use the normalised form.
-        Ok(Self(value.to_string()))
+        Ok(Self {
+            text: value.to_string(),
+            url,
+        })
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
     }
 
     /// Returns the WHATWG-normalised form (lower-case host, default port dropped,
     /// IP literals in canonical form), for comparing two URLs.
     pub fn normalized(&self) -> String {
-        self.to_url().to_string()
+        self.url.to_string()
     }
 
-    pub fn to_url(&self) -> url::Url {
-        url::Url::parse(&self.0)
-            .expect("an EndpointUrl contains a URL that was parsed when it was created")
+    pub fn url(&self) -> &url::Url {
+        &self.url
     }
 }
 
@@ -505,13 +512,13 @@ impl TryFrom<String> for EndpointUrl {
 
 impl From<EndpointUrl> for String {
     fn from(value: EndpointUrl) -> Self {
-        value.0
+        value.text
     }
 }
 
 impl fmt::Display for EndpointUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.text)
     }
 }
 
