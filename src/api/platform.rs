@@ -21,20 +21,12 @@ const MAX_DATA_DEPTH: usize = 128;
 
 /// Returns the deepest nesting of objects and arrays in a JSON text that
 /// serde_json has already checked, ignoring brackets inside strings.
-fn nesting_depth(json: &str) -> usize {
-    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for byte in json.bytes() {
-        if in_string {
-            match byte {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
+fn nesting_depth(json: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut at) = (0usize, 0usize, 0usize);
+    while let Some(&byte) = json.get(at) {
+        at += 1;
         match byte {
-            b'"' => in_string = true,
+            b'"' => at = string_end(json, at),
             b'{' | b'[' => {
                 depth += 1;
                 deepest = deepest.max(depth);
@@ -44,6 +36,24 @@ fn nesting_depth(json: &str) -> usize {
         }
     }
     deepest
+}
+
+/// Returns the index just past the quote that closes the string whose
+/// contents start at `at`. Skips to each quote or backslash at once, since
+/// payloads are mostly long strings.
+fn string_end(json: &[u8], mut at: usize) -> usize {
+    while let Some(offset) = memchr::memchr2(b'"', b'\\', &json[at..]) {
+        let found = at + offset;
+        if json[found] == b'"' {
+            return found + 1;
+        }
+        // A backslash escapes the byte after it.
+        at = found + 2;
+        if at >= json.len() {
+            return json.len();
+        }
+    }
+    json.len()
 }
 
 /// Validates one ingest body into a platform event.
@@ -117,7 +127,7 @@ fn validate(input: PlatformEventInput) -> Result<PlatformEvent, ApiError> {
         }
     };
     let data = match input.data {
-        Some(raw) if nesting_depth(raw.get()) > MAX_DATA_DEPTH => {
+        Some(raw) if nesting_depth(raw.get().as_bytes()) > MAX_DATA_DEPTH => {
             errors.push(FieldError::new(
                 "data",
                 format!("must nest objects and arrays at most {MAX_DATA_DEPTH} levels deep"),
@@ -226,7 +236,7 @@ pub async fn ingest_batch(
     let items: Vec<Box<serde_json::value::RawValue>> = parse_json(&request.body)?;
     // Raw items skip serde_json's recursion limit, so check nesting here: the
     // batch array and an event object add two levels to `data`.
-    if nesting_depth(&String::from_utf8_lossy(&request.body)) > MAX_DATA_DEPTH + 2 {
+    if nesting_depth(&request.body) > MAX_DATA_DEPTH + 2 {
         return Err(ApiError::field(
             "(body)",
             format!(
@@ -311,8 +321,21 @@ mod tests {
 
     #[test]
     fn nesting_depth_ignores_strings() {
-        assert_eq!(nesting_depth(r#"{"a":[1,{"b":2}]}"#), 3);
-        assert_eq!(nesting_depth(r#"{"a":"[[[{{{\"]]]"}"#), 1);
-        assert_eq!(nesting_depth(r#"{}"#), 1);
+        assert_eq!(nesting_depth(br#"{"a":[1,{"b":2}]}"#), 3);
+        assert_eq!(nesting_depth(br#"{"a":"[[[{{{\"]]]"}"#), 1);
+        assert_eq!(nesting_depth(br#"{}"#), 1);
+    }
+
+    #[test]
+    fn nesting_depth_skips_escapes() {
+        assert_eq!(nesting_depth(br#"{"a":"\\","b":[[1]]}"#), 3);
+        assert_eq!(nesting_depth(br#"{"a\"[":"\\\"{{","b":{}}"#), 2);
+        assert_eq!(nesting_depth(br#"["x\u005b",["\\"]]"#), 2);
+    }
+
+    #[test]
+    fn nesting_depth_stops_at_cut_text() {
+        assert_eq!(nesting_depth(br#"[{"a":"\"#), 2);
+        assert_eq!(nesting_depth(br#"[["unclosed"#), 2);
     }
 }
