@@ -277,8 +277,8 @@ impl RouterState {
             records.clear();
             shared.clear();
         } else {
-            for event_type in accepted_types {
-                metrics::counter!("argus_webhooks_events_ingested_total", "event_type" => event_type.as_str()).increment(1);
+            for (event_type, count) in count_by_type(accepted_types) {
+                metrics::counter!("argus_webhooks_events_ingested_total", "event_type" => event_type.as_str()).increment(count);
             }
         }
 
@@ -315,11 +315,25 @@ impl RouterState {
         if let Some(sender) = copies_staged {
             let _ = sender.send(());
         }
-        for record in records.iter().chain(&shared_records) {
-            metrics::counter!("argus_webhooks_events_created_total", "event_type" => record.event_type.as_str())
-                .increment(1);
+        let created = records.iter().chain(&shared_records).map(|r| r.event_type);
+        for (event_type, count) in count_by_type(created) {
+            metrics::counter!("argus_webhooks_events_created_total", "event_type" => event_type.as_str())
+                .increment(count);
         }
     }
+}
+
+/// Counts `types` by event type, so a batch updates each counter once
+/// rather than once per event.
+fn count_by_type(types: impl IntoIterator<Item = EventType>) -> Vec<(EventType, u64)> {
+    let mut counts: Vec<(EventType, u64)> = Vec::new();
+    for event_type in types {
+        match counts.iter_mut().find(|(t, _)| *t == event_type) {
+            Some((_, count)) => *count += 1,
+            None => counts.push((event_type, 1)),
+        }
+    }
+    counts
 }
 
 /// The copies of one platform event that share its payload.
