@@ -127,7 +127,7 @@ pub enum VerifyError {
 
 /// One signed request to send.
 pub struct SignedRequest<'a> {
-    pub url: &'a EndpointUrl,
+    pub url: &'a url::Url,
     pub msg_id: &'a str,
     pub event_type: &'a str,
     pub body: &'a [u8],
@@ -298,7 +298,7 @@ impl DeliveryClient {
     /// Checks that every address of the URL's host may be connected to, as
     /// the create and update requests require. Returns the reason otherwise.
     pub async fn check_url(&self, url: &EndpointUrl) -> Result<(), String> {
-        let parsed = url.url();
+        let parsed = url.to_url();
         let addrs = match parsed.host() {
             Some(url::Host::Ipv4(v4)) => vec![IpAddr::V4(v4)],
             Some(url::Host::Ipv6(v6)) => vec![IpAddr::V6(v6)],
@@ -412,7 +412,7 @@ impl DeliveryClient {
     ) -> Result<Answer, reqwest::Error> {
         let response = self
             .http
-            .post(request.url.url().clone())
+            .post(request.url.clone())
             .header("content-type", "application/json")
             .header("webhook-id", request.msg_id)
             .header("webhook-timestamp", timestamp.to_string())
@@ -486,7 +486,7 @@ impl DeliveryClient {
         let msg_id = format!("verify_{}", uuid::Uuid::new_v4().simple());
         let report = self
             .send(SignedRequest {
-                url,
+                url: &url.to_url(),
                 msg_id: &msg_id,
                 event_type: "webhook.verification",
                 body: body.as_bytes(),
@@ -517,14 +517,13 @@ impl DeliveryClient {
 
     /// Checks what the URL alone decides: the scheme, and a host written as
     /// an IP address. Host names are checked when they resolve.
-    fn check_url_now(&self, url: &EndpointUrl) -> Result<(), String> {
-        let parsed = url.url();
-        if !self.config.allow_http && parsed.scheme() == "http" {
+    fn check_url_now(&self, url: &url::Url) -> Result<(), String> {
+        if !self.config.allow_http && url.scheme() == "http" {
             return Err(
                 "plain http endpoints are not allowed (delivery.allow_http is false); update the subscription to an https URL".into(),
             );
         }
-        let addr = match parsed.host() {
+        let addr = match url.host() {
             Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
             Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),
             _ => return Ok(()),
@@ -647,7 +646,7 @@ fn connection_reusable(response: &reqwest::Response) -> bool {
     }
 }
 
-/// Returns the scheme, host and port of a URL that `EndpointUrl` accepted.
+/// Returns the scheme, host and port of an absolute URL.
 fn origin_of(url: &str) -> &str {
     let after_scheme = url.find("://").map_or(0, |i| i + 3);
     let end = url[after_scheme..]

@@ -445,12 +445,7 @@ impl fmt::Display for AccountId {
 /// be reached is the delivery client's decision.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct EndpointUrl {
-    /// The URL as the client sent it.
-    text: String,
-    /// The parsed form, kept so that each attempt does not parse it again.
-    url: url::Url,
-}
+pub struct EndpointUrl(String);
 
 impl EndpointUrl {
     /// Parses a URL. `allow_http` permits the `http` scheme.
@@ -480,24 +475,22 @@ impl EndpointUrl {
         }
         // Kept as given, so the API returns what the client sent; comparisons
         // use the normalised form.
-        Ok(Self {
-            text: value.to_string(),
-            url,
-        })
+        Ok(Self(value.to_string()))
     }
 
     pub fn as_str(&self) -> &str {
-        &self.text
+        &self.0
     }
 
     /// Returns the WHATWG-normalised form (lower-case host, default port dropped,
     /// IP literals in canonical form), for comparing two URLs.
     pub fn normalized(&self) -> String {
-        self.url.to_string()
+        self.to_url().to_string()
     }
 
-    pub fn url(&self) -> &url::Url {
-        &self.url
+    pub fn to_url(&self) -> url::Url {
+        url::Url::parse(&self.0)
+            .expect("an EndpointUrl contains a URL that was parsed when it was created")
     }
 }
 
@@ -512,13 +505,13 @@ impl TryFrom<String> for EndpointUrl {
 
 impl From<EndpointUrl> for String {
     fn from(value: EndpointUrl) -> Self {
-        value.text
+        value.0
     }
 }
 
 impl fmt::Display for EndpointUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
+        f.write_str(&self.0)
     }
 }
 

@@ -1,5 +1,6 @@
 //! Starting attempts, recording their outcomes, retries and disabling.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -53,7 +54,7 @@ impl SubscriptionState {
         metrics::gauge!("argus_webhooks_deliveries_in_flight").increment(1.0);
 
         let ctx = self.ctx.clone();
-        let url = self.sub.url.clone();
+        let url = self.endpoint_url();
         let secrets = self.sub.signing_secrets(Utc::now());
         let myself = myself.clone();
         tokio::spawn(async move {
@@ -77,6 +78,19 @@ impl SubscriptionState {
             // The actor is gone when the subscription was deleted; its events were failed then.
             let _ = myself.cast(finished);
         });
+    }
+
+    /// Returns the subscription's URL parsed, parsing it only when it
+    /// differs from the one parsed last.
+    fn endpoint_url(&mut self) -> Arc<url::Url> {
+        match &self.parsed_url {
+            Some((text, parsed)) if *text == self.sub.url => parsed.clone(),
+            _ => {
+                let parsed = Arc::new(self.sub.url.to_url());
+                self.parsed_url = Some((self.sub.url.clone(), parsed.clone()));
+                parsed
+            }
+        }
     }
 
     pub(super) fn attempt_finished(

@@ -155,7 +155,7 @@ impl SubscriptionState {
 
     pub(super) fn test(&self, reply: Reply<TestResult>) {
         let client = self.ctx.client.clone();
-        let url = self.sub.url.clone();
+        let url = self.sub.url.to_url();
         let secrets = self.sub.signing_secrets(Utc::now());
         let sub_id = self.sub.id;
         tokio::spawn(async move {

@@ -17,7 +17,8 @@ use crate::context::Context;
 use crate::delivery::{AttemptReport, VerifyError};
 use crate::error::EngineError;
 use crate::model::{
-    EventId, EventRecord, Subscription, SubscriptionId, SubscriptionSpec, SubscriptionStatus,
+    EndpointUrl, EventId, EventRecord, Subscription, SubscriptionId, SubscriptionSpec,
+    SubscriptionStatus,
 };
 use crate::retry::{recovery_delay, scale};
 use crate::router::RouterMsg;
@@ -126,6 +127,9 @@ pub struct SubscriptionState {
     /// to this actor, so it must not stop before then.
     verifying: u32,
     last_activity: Instant,
+    /// The endpoint URL parsed, with the text it came from, so attempts
+    /// parse it again only after the URL changed.
+    parsed_url: Option<(EndpointUrl, Arc<url::Url>)>,
 }
 
 impl Actor for SubscriptionActor {
@@ -160,6 +164,7 @@ impl Actor for SubscriptionActor {
             received: 0,
             verifying: 0,
             last_activity: Instant::now(),
+            parsed_url: None,
         };
         state.refill_window()?;
         state.load_retries(&myself)?;
