@@ -504,3 +504,30 @@ async fn parallel_delivery_sends_each_once() {
     .await;
     assert!(!extra, "no duplicates");
 }
+
+#[tokio::test]
+async fn url_change_moves_next_delivery() {
+    let app = TestApp::start().await;
+    let token = app.token("acme-capital");
+    let (first, sub) = subscribe(&app, &token, &["property.created"], None).await;
+    let secret = sub["secret"].as_str().unwrap();
+    let event_id = publish_one(&app, "acme-capital", "property.created").await;
+    app.wait_for_event_status(&token, &event_id, "Delivered", WAIT)
+        .await;
+
+    // The running actor parsed the first URL, so it must see the change.
+    let moved = Receiver::start().await;
+    let path = format!("/v1/subscriptions/{}", id_of(&sub));
+    let replacement = json!({"url": moved.url, "eventTypes": ["property.created"]});
+    let (status, updated) = app.put(&path, &token, &replacement).await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    let event_id = publish_one(&app, "acme-capital", "property.created").await;
+    app.wait_for_event_status(&token, &event_id, "Delivered", WAIT)
+        .await;
+
+    let arrived = moved.wait_for(1, WAIT).await;
+    assert_eq!(arrived.len(), 1);
+    assert_eq!(arrived[0].header("webhook-id"), event_id);
+    assert!(verify_standard(secret, &arrived[0]));
+    assert_eq!(first.count(), 1, "the old URL got only the first event");
+}
