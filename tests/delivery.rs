@@ -531,3 +531,26 @@ async fn url_change_moves_next_delivery() {
     assert!(verify_standard(secret, &arrived[0]));
     assert_eq!(first.count(), 1, "the old URL got only the first event");
 }
+
+#[tokio::test]
+async fn many_response_headers_still_deliver() {
+    let app = TestApp::start().await;
+    let token = app.token("acme-capital");
+    let receiver = Receiver::start().await;
+    // Proxies and frameworks can add many headers, and hyper accepts 100 by default.
+    let mut reply = Reply::ok();
+    for index in 0..150 {
+        reply = reply.header(&format!("x-extra-{index}"), "1");
+    }
+    receiver.set_default(reply);
+    app.create_subscription(&token, &receiver.url, &["lease.created"], None)
+        .await;
+    let event_id = publish_one(&app, "acme-capital", "lease.created").await;
+
+    let event = app
+        .wait_for_event_status(&token, &event_id, "Delivered", WAIT)
+        .await;
+    assert_eq!(attempt_count(&event), 1, "{event}");
+    assert_eq!(event["deliveryAttempts"][0]["responseCode"], 200);
+    assert_eq!(receiver.count(), 1);
+}

@@ -235,6 +235,10 @@ pub struct DeliveryClient {
     answered: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
+/// Headers accepted in an endpoint's response. With hyper's default of 100,
+/// a 2xx that proxies had given more headers counted as a failed attempt.
+const MAX_RESPONSE_HEADERS: usize = 256;
+
 /// How long an idle keep-alive connection stays in the pool. Below the 5 s
 /// keep-alive of Node.js and uvicorn, so the service seldom reuses a
 /// connection that the endpoint is closing.
@@ -263,6 +267,7 @@ impl DeliveryClient {
             // the next one. A smaller bound closed connections that the next
             // attempts then opened again, so the service-wide limit bounds it.
             .pool_max_idle_per_host(config.max_in_flight_total.max(1))
+            .http1_max_headers(MAX_RESPONSE_HEADERS)
             .user_agent(user_agent)
             .dns_resolver(Arc::new(GuardedResolver {
                 policy: policy.clone(),
