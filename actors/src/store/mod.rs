@@ -382,14 +382,17 @@ impl Store {
     fn track<T>(&self, result: StoreResult<T>) -> StoreResult<T> {
         match &result {
             Ok(_) => {}
-            Err(error) => {
-                self.inner.healthy.store(false, Ordering::Relaxed);
-                metrics::counter!("argus_webhooks_store_errors_total").increment(1);
-                tracing::error!(%error, "store operation failed");
-            }
+            Err(error) => record_error(&self.inner.healthy, error, "store operation failed"),
         }
         result
     }
+}
+
+/// Marks the store unhealthy, counts the error and logs it with `message`.
+fn record_error(healthy: &AtomicBool, error: &StoreError, message: &str) {
+    healthy.store(false, Ordering::Relaxed);
+    metrics::counter!("argus_webhooks_store_errors_total").increment(1);
+    tracing::error!(%error, "{message}");
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -699,7 +702,7 @@ async fn run_flusher(mut flusher: Flusher) {
             && waiters.is_empty()
         {
             // No caller receives this error, so record it here.
-            flusher.record_error(error, "store flush failed");
+            record_error(&flusher.healthy, error, "store flush failed");
         }
         for waiter in waiters {
             let _ = waiter.send(result.clone());
@@ -754,12 +757,6 @@ impl Flusher {
         metrics::histogram!("argus_webhooks_store_flush_duration_seconds")
             .record(started.elapsed().as_secs_f64());
         result
-    }
-
-    fn record_error(&self, error: &StoreError, message: &str) {
-        self.healthy.store(false, Ordering::Relaxed);
-        metrics::counter!("argus_webhooks_store_errors_total").increment(1);
-        tracing::error!(%error, "{message}");
     }
 }
 
