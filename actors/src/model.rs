@@ -714,6 +714,28 @@ impl EventRecord {
             updated_at: accepted_at,
         }
     }
+
+    /// Returns the Pending copies of a platform event that share its
+    /// payload, one per `(event id, subscription id)` of `deliveries`.
+    pub fn shared_copies<'a>(
+        deliveries: &'a [(EventId, SubscriptionId)],
+        account_id: &'a AccountId,
+        event_type: EventType,
+        platform_event_id: PlatformEventId,
+        accepted_at: DateTime<Utc>,
+    ) -> impl Iterator<Item = EventRecord> + 'a {
+        deliveries.iter().map(move |&delivery| {
+            EventRecord::pending_copy(
+                delivery,
+                account_id.clone(),
+                event_type,
+                platform_event_id,
+                String::new(),
+                true,
+                accepted_at,
+            )
+        })
+    }
 }
 
 /// A validated platform event, as accepted by the ingest endpoint.

@@ -346,17 +346,13 @@ struct SharedCopies {
 
 impl SharedCopies {
     fn records(&self, accepted_at: DateTime<Utc>) -> impl Iterator<Item = EventRecord> + '_ {
-        self.deliveries.iter().map(move |&delivery| {
-            EventRecord::pending_copy(
-                delivery,
-                self.account_id.clone(),
-                self.event_type,
-                self.event_id,
-                String::new(),
-                true,
-                accepted_at,
-            )
-        })
+        EventRecord::shared_copies(
+            &self.deliveries,
+            &self.account_id,
+            self.event_type,
+            self.event_id,
+            accepted_at,
+        )
     }
 
     fn entry(&self) -> DeferredCopies {

@@ -738,19 +738,12 @@ fn deferred_copies(db: &sled::Db, key: &[u8], value: &[u8]) -> StoreResult<Vec<E
         .ok()
         .and_then(|account| AccountId::parse(account).ok())
         .ok_or_else(|| corrupt("the entry has no valid account id"))?;
-    Ok(record
-        .deliveries
-        .iter()
-        .map(|&delivery| {
-            EventRecord::pending_copy(
-                delivery,
-                account.clone(),
-                event_type,
-                record.event_id,
-                String::new(),
-                true,
-                record.accepted_at,
-            )
-        })
-        .collect())
+    Ok(EventRecord::shared_copies(
+        &record.deliveries,
+        &account,
+        event_type,
+        record.event_id,
+        record.accepted_at,
+    )
+    .collect())
 }
