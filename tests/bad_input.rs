@@ -575,3 +575,55 @@ async fn nulls_rejected_integral_floats_accepted() {
     let answer = post_json(&app, &rotate, &json!({"gracePeriodSeconds": null})).await;
     assert_problem(&answer, 400, "gracePeriodSeconds", "null grace period");
 }
+
+/// A request rejected before its whole body was read (too large, no token,
+/// unknown route) still gets its response. Closing the connection while the
+/// client was still sending made its write fail with a broken pipe, so it
+/// never read the response.
+#[tokio::test]
+async fn rejected_large_bodies_get_responses() {
+    let app = TestApp::start().await;
+    let token = Some(app.token("acme-capital"));
+    let publisher = Some(app.publisher_token());
+    let large = vec![b' '; 2 * 1024 * 1024];
+    let past_batch_limit = vec![b' '; 9 * 1024 * 1024];
+    let missing = "/v1/subscriptions/00000000-0000-4000-8000-000000000000";
+    let cases = [
+        ("POST", "/v1/subscriptions", &token, &large, 413),
+        ("PUT", missing, &token, &large, 413),
+        (
+            "POST",
+            "/v1/platform/events/batch",
+            &publisher,
+            &past_batch_limit,
+            413,
+        ),
+        ("POST", "/v1/subscriptions", &None, &large, 401),
+        ("POST", "/v1/nothing-here", &token, &large, 404),
+        ("PATCH", "/v1/subscriptions", &token, &large, 405),
+    ];
+    for round in 0..5 {
+        for (method, path, token, body, expected) in &cases {
+            let mut request = app
+                .client
+                .request(method.parse().unwrap(), format!("{}{path}", app.base))
+                .header("content-type", "application/json")
+                .body((*body).clone());
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.unwrap_or_else(|error| {
+                panic!("round {round}: {method} {path} got no response: {error:?}")
+            });
+            assert_eq!(
+                response.status().as_u16(),
+                *expected,
+                "round {round}: {method} {path}"
+            );
+        }
+    }
+    let (status, _) = app
+        .get("/v1/subscriptions", token.as_deref().unwrap())
+        .await;
+    assert_eq!(status, StatusCode::OK, "the service still serves");
+}

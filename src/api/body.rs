@@ -11,11 +11,15 @@ use warp::http::HeaderMap;
 use super::BodyStream;
 use crate::problem::ApiError;
 
+/// Maximum bytes of a rejected request's body that are read and dropped, so
+/// the client can finish sending it and read the response.
+const DISCARD_LIMIT: usize = 8 * 1024 * 1024;
+
 /// Reads the body, failing with 413 as soon as it exceeds `limit` bytes and
 /// with 408 when it has not fully arrived after `deadline`, so a stalled
 /// client cannot hold a request, and with it shutdown, open for ever.
 pub async fn read_limited(
-    body: BodyStream,
+    body: &mut BodyStream,
     limit: usize,
     deadline: Duration,
 ) -> Result<Bytes, ApiError> {
@@ -24,7 +28,7 @@ pub async fn read_limited(
         .map_err(|_| ApiError::RequestTimeout(deadline))?
 }
 
-async fn read_all(mut body: BodyStream, limit: usize) -> Result<Bytes, ApiError> {
+async fn read_all(body: &mut BodyStream, limit: usize) -> Result<Bytes, ApiError> {
     let mut buffer = BytesMut::new();
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| {
@@ -36,6 +40,23 @@ async fn read_all(mut body: BodyStream, limit: usize) -> Result<Bytes, ApiError>
         buffer.extend_from_slice(&chunk);
     }
     Ok(buffer.freeze())
+}
+
+/// Reads and drops the rest of a rejected request's body, up to
+/// [`DISCARD_LIMIT`] bytes and for at most `deadline`. If the server closed
+/// the connection while the body was still arriving, the client's next write
+/// would fail with a broken pipe, and it would never read the 413 or 401.
+pub async fn discard(body: &mut BodyStream, deadline: Duration) {
+    let drain = async {
+        let mut dropped = 0;
+        while let Some(Ok(chunk)) = body.next().await {
+            dropped += chunk.len();
+            if dropped > DISCARD_LIMIT {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(deadline, drain).await;
 }
 
 /// Requires `Content-Type: application/json` (parameters and `+json` types allowed).

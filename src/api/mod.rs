@@ -183,7 +183,7 @@ async fn serve(
     path: String,
     query: String,
     headers: HeaderMap,
-    body: BodyStream,
+    mut body: BodyStream,
 ) -> Response {
     let started = Instant::now();
     let matched = match_route(&method, &path);
@@ -191,13 +191,31 @@ async fn serve(
         Ok((_, template, _)) => *template,
         Err(_) => "unmatched",
     };
+    // Such a client sends the body only once it is asked to continue, which
+    // hyper does when the body is first read.
+    let awaits_continue = headers
+        .get("expect")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let outcome =
-        std::panic::AssertUnwindSafe(handle(state.clone(), matched, query, headers, body))
+        std::panic::AssertUnwindSafe(handle(state.clone(), matched, query, headers, &mut body))
             .catch_unwind()
             .await;
     let response = match outcome {
         Ok(Ok(response)) => response,
-        Ok(Err(error)) => error.into_response(),
+        Ok(Err(error)) => {
+            // A client may still be sending the body of a rejected request,
+            // so it is read to the end before the response goes out. A client
+            // that awaits 100 Continue sends nothing until the body is read.
+            let sending = match error {
+                ApiError::RequestTimeout(_) => false,
+                ApiError::PayloadTooLarge(_) => true,
+                _ => !awaits_continue,
+            };
+            if sending {
+                body::discard(&mut body, body_deadline(&state)).await;
+            }
+            error.into_response()
+        }
         Err(_) => {
             ApiError::Internal(format!("a handler panicked on {method} {template}")).into_response()
         }
@@ -280,7 +298,7 @@ async fn handle(
     matched: Matched,
     query: String,
     headers: HeaderMap,
-    body: BodyStream,
+    body: &mut BodyStream,
 ) -> Result<Response, ApiError> {
     let (route, _, params) = matched?;
     let public = matches!(route, RouteId::Health | RouteId::OpenApi | RouteId::Metrics);
@@ -301,8 +319,7 @@ async fn handle(
         RouteId::IngestBatch => state.settings.server.max_batch_body_bytes,
         _ => state.settings.server.max_body_bytes,
     };
-    let deadline = Duration::from_secs_f64(state.settings.server.body_read_timeout_seconds);
-    let body = body::read_limited(body, limit, deadline).await?;
+    let body = body::read_limited(body, limit, body_deadline(&state)).await?;
     let request = Request {
         params,
         query,
@@ -334,6 +351,11 @@ async fn handle(
         RouteId::OpenApi => ops::openapi(),
         RouteId::Metrics => ops::metrics(state),
     }
+}
+
+/// Time a client gets to send a request body.
+fn body_deadline(state: &AppState) -> Duration {
+    Duration::from_secs_f64(state.settings.server.body_read_timeout_seconds)
 }
 
 /// Requires the principal to hold `scope`.
