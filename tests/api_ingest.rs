@@ -315,3 +315,34 @@ async fn failed_batch_reports_no_duplicates() {
     assert_eq!(body["duplicates"], 1, "{body}");
     receiver.wait_for(1, Duration::from_secs(30)).await;
 }
+
+/// A timestamp the service assigns has milliseconds at most, as every other
+/// timestamp it writes, and a subscription keeps its event types in the
+/// order they were sent.
+#[tokio::test]
+async fn assigned_values_keep_the_api_forms() {
+    let app = TestApp::start().await;
+    let acme = app.token("acme-capital");
+    let types = ["tenant.created", "lease.created", "property.updated"];
+    let (receiver, sub) = subscribe(&app, &acme, &types, None).await;
+    assert_eq!(sub["eventTypes"], json!(types), "{sub}");
+    let (_, fetched) = app
+        .get(&format!("/v1/subscriptions/{}", id_of(&sub)), &acme)
+        .await;
+    assert_eq!(fetched["eventTypes"], json!(types), "{fetched}");
+
+    let mut event = platform_event("acme-capital", "lease.created");
+    event.as_object_mut().unwrap().remove("timestamp");
+    let (status, result) = app
+        .post("/v1/platform/events", &app.publisher_token(), &event)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{result}");
+    let request = receiver.wait_for(1, Duration::from_secs(20)).await[0].clone();
+    let payload: Value = serde_json::from_slice(&request.body).unwrap();
+    let timestamp = payload["timestamp"].as_str().unwrap();
+    let fraction = timestamp
+        .trim_end_matches('Z')
+        .rsplit_once('.')
+        .map_or("", |(_, digits)| digits);
+    assert!(fraction.len() <= 3, "{timestamp}");
+}

@@ -627,3 +627,88 @@ async fn rejected_large_bodies_get_responses() {
         .await;
     assert_eq!(status, StatusCode::OK, "the service still serves");
 }
+
+/// Returns the message of the first error that names `field`.
+fn field_message(answer: &Answer, field: &str) -> String {
+    answer.body["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["field"] == field)
+        .and_then(|e| e["message"].as_str())
+        .unwrap_or_else(|| panic!("no error names '{field}': {}", answer.body))
+        .to_string()
+}
+
+/// Unknown values are validation errors that name the field, the value
+/// given and what is accepted, in bodies as in queries.
+#[tokio::test]
+async fn unknown_values_name_field_and_choices() {
+    let app = TestApp::start().await;
+    let validation = "urn:argus-webhooks:problem:validation-error";
+
+    let mut body = subscription();
+    body["eventTypes"] = json!(["property.created", "property.exploded"]);
+    let answer = post_json(&app, "/v1/subscriptions", &body).await;
+    assert_problem(&answer, 400, "eventTypes[1]", "unknown event type");
+    assert_eq!(answer.body["type"], validation);
+    let message = field_message(&answer, "eventTypes[1]");
+    assert!(message.contains("got 'property.exploded'"), "{message}");
+    assert!(message.contains("lease.created"), "{message}");
+
+    let mut body = subscription();
+    body["url"] = json!("ftp://127.0.0.1:9/hooks");
+    let answer = post_json(&app, "/v1/subscriptions", &body).await;
+    let message = field_message(&answer, "url");
+    assert!(
+        message.contains("https or http"),
+        "http is allowed here: {message}"
+    );
+
+    let mut event = platform_event("acme-capital", "lease.created");
+    event["eventType"] = json!("lease.exploded");
+    event["resourceId"] = json!("r1");
+    let answer = post_json(&app, "/v1/platform/events", &event).await;
+    assert_problem(&answer, 400, "eventType", "unknown ingest event type");
+    assert_eq!(answer.body["type"], validation);
+    let message = field_message(&answer, "eventType");
+    assert!(message.contains("got 'lease.exploded'"), "{message}");
+    let message = field_message(&answer, "resourceId");
+    assert!(message.contains("got 'r1'"), "{message}");
+
+    let answer = get(&app, "/v1/events?eventType=lease.exploded").await;
+    let message = field_message(&answer, "eventType");
+    assert!(message.contains("got 'lease.exploded'"), "{message}");
+}
+
+/// A body that is not valid JSON names no field, and a batch that is not an
+/// array gets a message that expects an array of events.
+#[tokio::test]
+async fn malformed_bodies_name_the_problem() {
+    let app = TestApp::start().await;
+    let cut_off = send(
+        &app,
+        reqwest::Method::POST,
+        "/v1/subscriptions",
+        Some("application/json"),
+        b"{\"url\": ".to_vec(),
+    )
+    .await;
+    assert_problem(&cut_off, 400, "", "cut-off body");
+    assert!(
+        cut_off.body.get("errors").is_none(),
+        "the text broke off; no field is at fault: {}",
+        cut_off.body
+    );
+    let detail = cut_off.body["detail"].as_str().unwrap();
+    assert!(detail.contains("not valid JSON"), "{detail}");
+
+    let event = platform_event("acme-capital", "lease.created");
+    let answer = post_json(&app, "/v1/platform/events/batch", &event).await;
+    assert_problem(&answer, 400, "", "batch as an object");
+    let detail = answer.body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("expected a JSON array of platform events; got an object"),
+        "{detail}"
+    );
+}

@@ -462,6 +462,9 @@ impl EndpointUrl {
                     "must use https (http is not allowed by this service's configuration)".into(),
                 );
             }
+            other if allow_http => {
+                return Err(format!("must use https or http; got scheme '{other}'"));
+            }
             other => return Err(format!("must use https; got scheme '{other}'")),
         }
         if url.host().is_none() || url.host_str() == Some("") {

@@ -6,6 +6,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
+use serde_json::error::Category;
 use warp::http::HeaderMap;
 
 use super::BodyStream;
@@ -86,20 +87,41 @@ pub fn parse_json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
     parse_json(bytes)
 }
 
+/// Parses a JSON array of `items` into `T`, naming the kind of document
+/// when it is not an array.
+pub fn parse_json_array<T: DeserializeOwned>(bytes: &[u8], items: &str) -> Result<T, ApiError> {
+    match json_kind(bytes) {
+        None | Some("an array") => parse_json(bytes),
+        Some(kind) => Err(ApiError::MalformedBody(
+            format!("expected a JSON array of {items}; got {kind}"),
+            None,
+        )),
+    }
+}
+
 /// Rejects a JSON document that is not an object, naming what it is.
 fn require_object(bytes: &[u8]) -> Result<(), ApiError> {
-    let kind = match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
-        None | Some(b'{') => return Ok(()),
-        Some(b'[') => "an array",
-        Some(b'"') => "a string",
-        Some(b't' | b'f') => "a boolean",
-        Some(b'n') => "null",
-        Some(_) => "a number or invalid JSON",
+    match json_kind(bytes) {
+        None | Some("an object") => Ok(()),
+        Some(kind) => Err(ApiError::MalformedBody(
+            format!("expected a JSON object; got {kind}"),
+            None,
+        )),
+    }
+}
+
+/// Names the kind of JSON value a document starts with; `None` when it is
+/// empty.
+fn json_kind(bytes: &[u8]) -> Option<&'static str> {
+    let kind = match bytes.iter().find(|b| !b.is_ascii_whitespace())? {
+        b'{' => "an object",
+        b'[' => "an array",
+        b'"' => "a string",
+        b't' | b'f' => "a boolean",
+        b'n' => "null",
+        _ => "a number or invalid JSON",
     };
-    Err(ApiError::MalformedBody(
-        format!("expected a JSON object; got {kind}"),
-        None,
-    ))
+    Some(kind)
 }
 
 /// Parses JSON into `T`; a failure names the JSON path of the offending field.
@@ -116,11 +138,16 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         Ok(value) => value,
         Err(error) => {
             let path = error.path().to_string();
-            let field = named_path(path);
-            return Err(ApiError::MalformedBody(
-                error.into_inner().to_string(),
-                field,
-            ));
+            let error = error.into_inner();
+            // A syntax error or a cut-off body is about the text, not the
+            // field the parser was in when the text broke off.
+            if matches!(error.classify(), Category::Syntax | Category::Eof) {
+                return Err(ApiError::MalformedBody(
+                    format!("the body is not valid JSON: {error}"),
+                    None,
+                ));
+            }
+            return Err(ApiError::MalformedBody(error.to_string(), named_path(path)));
         }
     };
     deserializer.end().map_err(|e| {

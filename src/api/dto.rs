@@ -14,8 +14,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::fields::{present, present_integer};
+use super::subscriptions::truncate;
 use crate::config::LimitSettings;
 use crate::problem::ApiError;
+
+/// Parses an event type from a body, a query or a path, naming the accepted
+/// values and echoing the one given when it is unknown.
+pub fn parse_event_type(raw: &str) -> Result<EventType, String> {
+    raw.parse::<EventType>()
+        .map_err(|message| format!("{message}; got '{}'", truncate(raw)))
+}
 
 pub fn timestamp(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -28,8 +36,10 @@ pub fn timestamp(t: &DateTime<Utc>) -> String {
 pub struct SubscriptionInput {
     #[serde(default, deserialize_with = "present")]
     pub url: Option<String>,
+    /// Names of event types, parsed in validation so an unknown one is a
+    /// field error like any other.
     #[serde(default, deserialize_with = "present")]
-    pub event_types: Option<Vec<EventType>>,
+    pub event_types: Option<Vec<String>>,
     #[serde(default, deserialize_with = "present")]
     pub description: Option<String>,
     #[serde(default, deserialize_with = "present")]
@@ -93,9 +103,14 @@ impl SubscriptionInput {
         let max_url = limits.max_url_length;
         let url = match self.url.as_deref() {
             None => {
+                let schemes = if allow_http {
+                    "an https or http"
+                } else {
+                    "an https"
+                };
                 errors.push(FieldError::new(
                     "url",
-                    format!("is required: an https URL of at most {max_url} characters"),
+                    format!("is required: {schemes} URL of at most {max_url} characters"),
                 ));
                 None
             }
@@ -132,7 +147,16 @@ impl SubscriptionInput {
                 ));
                 Vec::new()
             }
-            Some(types) => {
+            Some(names) => {
+                let mut types = Vec::with_capacity(names.len());
+                for (index, name) in names.iter().enumerate() {
+                    match parse_event_type(name) {
+                        Ok(event_type) => types.push(event_type),
+                        Err(message) => {
+                            errors.push(FieldError::new(format!("eventTypes[{index}]"), message))
+                        }
+                    }
+                }
                 let mut sorted = types.clone();
                 sorted.sort();
                 sorted.dedup();
@@ -152,7 +176,8 @@ impl SubscriptionInput {
                         ),
                     ));
                 }
-                sorted
+                // In the order given, so a GET returns the list as it was sent.
+                types
             }
         };
         if let Some(description) = &self.description
@@ -362,7 +387,7 @@ pub struct PlatformEventInput {
     #[serde(default, deserialize_with = "present")]
     pub id: Option<String>,
     #[serde(default, deserialize_with = "present")]
-    pub event_type: Option<EventType>,
+    pub event_type: Option<String>,
     #[serde(default, deserialize_with = "present")]
     pub account_id: Option<String>,
     #[serde(default, deserialize_with = "present")]

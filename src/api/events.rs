@@ -1,13 +1,13 @@
 //! Handlers of `/v1/events…`.
 
 use argus_webhooks_actors::EventQuery;
-use argus_webhooks_actors::model::{EventId, EventStatus, EventType, SubscriptionId};
+use argus_webhooks_actors::model::{EventId, EventStatus, SubscriptionId};
 use chrono::{DateTime, Utc};
 use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::body::query_pairs;
-use super::dto::{EventList, EventView, Pagination};
+use super::dto::{EventList, EventView, Pagination, parse_event_type};
 use super::subscriptions::{parse_path_id, parse_uuid, truncate};
 use super::{AppState, Request, json};
 use crate::auth::Principal;
@@ -71,8 +71,7 @@ fn parse_query(who: &Principal, query: &str) -> Result<EventQuery, ApiError> {
         let result = match name.as_str() {
             "subscriptionId" => parse_uuid(&value, "subscriptionId")
                 .map(|id| parsed.subscription_id = Some(SubscriptionId(id))),
-            "eventType" => value
-                .parse::<EventType>()
+            "eventType" => parse_event_type(&value)
                 .map(|t| parsed.event_type = Some(t))
                 .map_err(|m| ApiError::field("eventType", m)),
             "status" => value

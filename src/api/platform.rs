@@ -4,13 +4,14 @@ use argus_webhooks_actors::FieldError;
 use argus_webhooks_actors::model::{
     AccountId, MAX_RESOURCE_TYPE_LENGTH, PlatformEvent, PlatformEventId,
 };
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use super::body::{parse_json, parse_json_object, require_json};
-use super::dto::{IngestView, PlatformEventInput};
+use super::body::{parse_json_array, parse_json_object, require_json};
+use super::dto::{IngestView, PlatformEventInput, parse_event_type};
+use super::subscriptions::truncate;
 use super::{AppState, Request, json, require_scope};
 use crate::auth::{PUBLISH_SCOPE, Principal};
 use crate::problem::ApiError;
@@ -69,6 +70,7 @@ fn validate(input: PlatformEventInput) -> Result<PlatformEvent, ApiError> {
     if input.event_type.is_none() {
         require("eventType", "one of the 16 platform event types");
     }
+
     if input.account_id.is_none() {
         require("accountId", "the account the event belongs to");
     }
@@ -84,8 +86,17 @@ fn validate(input: PlatformEventInput) -> Result<PlatformEvent, ApiError> {
     if input.data.is_none() {
         require("data", "a JSON object with the resource data");
     }
+    let event_type = input.event_type.as_deref().and_then(|raw| {
+        parse_event_type(raw)
+            .map_err(|message| errors.push(FieldError::new("eventType", message)))
+            .ok()
+    });
     if id.is_none() {
-        errors.push(FieldError::new("id", "must be a UUID"));
+        let raw = input.id.as_deref().unwrap_or_default();
+        errors.push(FieldError::new(
+            "id",
+            format!("must be a UUID; got '{}'", truncate(raw)),
+        ));
     }
     let account = input
         .account_id
@@ -107,12 +118,16 @@ fn validate(input: PlatformEventInput) -> Result<PlatformEvent, ApiError> {
     let resource_id = input.resource_id.as_deref().and_then(|raw| {
         let parsed = uuid::Uuid::parse_str(raw).ok();
         if parsed.is_none() {
-            errors.push(FieldError::new("resourceId", "must be a UUID"));
+            errors.push(FieldError::new(
+                "resourceId",
+                format!("must be a UUID; got '{}'", truncate(raw)),
+            ));
         }
         parsed
     });
     let timestamp = match input.timestamp.as_deref() {
-        None => Some(Utc::now()),
+        // Milliseconds, as every timestamp the service writes.
+        None => Some(Utc::now().trunc_subsecs(3)),
         Some(raw) => {
             let parsed = DateTime::parse_from_rfc3339(raw)
                 .ok()
@@ -143,7 +158,7 @@ fn validate(input: PlatformEventInput) -> Result<PlatformEvent, ApiError> {
     };
     match (
         id,
-        input.event_type,
+        event_type,
         account,
         input.resource_type,
         resource_id,
@@ -233,7 +248,8 @@ pub async fn ingest_batch(
     require_scope(who, PUBLISH_SCOPE)?;
     require_json(&request.headers)?;
     // Items stay raw JSON, so each one's `data` keeps its exact bytes.
-    let items: Vec<Box<serde_json::value::RawValue>> = parse_json(&request.body)?;
+    let items: Vec<Box<serde_json::value::RawValue>> =
+        parse_json_array(&request.body, "platform events")?;
     // Raw items skip serde_json's recursion limit, so check nesting here: the
     // batch array and an event object add two levels to `data`.
     if nesting_depth(&request.body) > MAX_DATA_DEPTH + 2 {

@@ -3,13 +3,14 @@
 use std::time::Duration;
 
 use argus_webhooks_actors::FieldError;
-use argus_webhooks_actors::model::{EventType, SubscriptionId, SubscriptionStatus};
+use argus_webhooks_actors::model::{SubscriptionId, SubscriptionStatus};
 use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::body::{parse_json_object, query_pairs, require_json};
 use super::dto::{
-    RotateInput, SubscriptionInput, SubscriptionList, SubscriptionView, TestResultView, timestamp,
+    RotateInput, SubscriptionInput, SubscriptionList, SubscriptionView, TestResultView,
+    parse_event_type, timestamp,
 };
 use super::{AppState, Request, json};
 use crate::auth::Principal;
@@ -66,11 +67,8 @@ pub async fn list(
                 );
             }
             "eventType" => {
-                event_type = Some(
-                    value
-                        .parse::<EventType>()
-                        .map_err(|m| ApiError::field("eventType", m))?,
-                );
+                event_type =
+                    Some(parse_event_type(&value).map_err(|m| ApiError::field("eventType", m))?);
             }
             _ => {}
         }
