@@ -307,6 +307,23 @@ pub fn hs256_secret(settings: &AuthSettings, data_dir: &Path) -> anyhow::Result<
     Ok(key.to_vec())
 }
 
+/// Returns the HS256 secret for a command that signs tokens. When it has to
+/// create the development key, it prints a note on stderr: a service on
+/// another data dir has another key and rejects the tokens with 401.
+pub fn signing_secret(settings: &AuthSettings, data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let path = dev_key_path(data_dir);
+    let creates_key = settings.hs256_secret.is_empty() && !path.exists();
+    let secret = hs256_secret(settings, data_dir)?;
+    if creates_key {
+        eprintln!(
+            "note: created a new development key at {}. Only a service started on the data dir {} accepts the tokens signed with it; pass --data-dir to use a running service's key.",
+            path.display(),
+            data_dir.display()
+        );
+    }
+    Ok(secret)
+}
+
 fn dev_key_path(data_dir: &Path) -> PathBuf {
     data_dir.join(DEV_KEY_FILE)
 }

@@ -71,6 +71,37 @@ async fn token_signs_with_the_local_dev_key() {
     assert_problem(status, &problem, 401);
 }
 
+/// `token` in a data dir without a development key creates one and prints a
+/// note on stderr, since a service on another data dir rejects its tokens.
+#[test]
+fn token_reports_a_new_dev_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data").display().to_string();
+    let run = || {
+        Command::new(BIN)
+            .args(["token", "--data-dir", &data_dir, "--account", "harbor-reit"])
+            .env("ARGUS_WEBHOOKS_AUTH__HS256_SECRET", "")
+            .output()
+            .expect("the binary runs")
+    };
+    let first = run();
+    assert!(first.status.success());
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(
+        stderr.contains("created a new development key"),
+        "stderr: {stderr}"
+    );
+    assert!(stderr.contains("--data-dir"), "stderr: {stderr}");
+
+    let second = run();
+    assert!(second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        !stderr.contains("development key"),
+        "the key exists now: {stderr}"
+    );
+}
+
 /// A running `listen` process whose stdout lines arrive on a channel.
 struct Listener {
     child: Child,

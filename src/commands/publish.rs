@@ -7,7 +7,7 @@ use anyhow::{Context as _, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
-use crate::auth::{PUBLISH_SCOPE, hs256_secret, issue_token};
+use crate::auth::{PUBLISH_SCOPE, issue_token, signing_secret};
 use crate::cli::PublishArgs;
 use crate::config::Settings;
 
@@ -112,7 +112,7 @@ fn local_token(data_dir: Option<PathBuf>) -> anyhow::Result<String> {
     if let Some(dir) = data_dir {
         settings.store.data_dir = dir;
     }
-    let secret = hs256_secret(&settings.auth, &settings.store.data_dir)?;
+    let secret = signing_secret(&settings.auth, &settings.store.data_dir)?;
     issue_token(&secret, "platform", Some(PUBLISH_SCOPE), 3600)
 }
 

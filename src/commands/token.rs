@@ -2,7 +2,7 @@
 
 use anyhow::{Context as _, bail};
 
-use crate::auth::{hs256_secret, issue_token};
+use crate::auth::{issue_token, signing_secret};
 use crate::cli::TokenArgs;
 use crate::config::Settings;
 
@@ -17,7 +17,7 @@ pub fn run(args: TokenArgs) -> anyhow::Result<()> {
         );
     }
     let ttl = parse_ttl(&args.ttl).with_context(|| format!("invalid --ttl '{}'", args.ttl))?;
-    let secret = hs256_secret(&settings.auth, &settings.store.data_dir)?;
+    let secret = signing_secret(&settings.auth, &settings.store.data_dir)?;
     println!(
         "{}",
         issue_token(&secret, &args.account, args.scope.as_deref(), ttl)?
