@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::delivery::DeliveryClient;
@@ -61,6 +61,9 @@ pub struct Context {
     pub draining: AtomicBool,
     pub in_flight: AtomicI64,
     pub live_actors: AtomicI64,
+    /// Bytes of the records that subscription actors keep from arrival
+    /// messages (see `subscription::arrived`).
+    pub arrived_bytes: AtomicUsize,
     subscriptions_by_status: [AtomicI64; 3],
     attempt_stats: Mutex<AttemptStats>,
 }
@@ -74,6 +77,7 @@ impl Context {
             draining: AtomicBool::new(false),
             in_flight: AtomicI64::new(0),
             live_actors: AtomicI64::new(0),
+            arrived_bytes: AtomicUsize::new(0),
             subscriptions_by_status: Default::default(),
             attempt_stats: Mutex::new(AttemptStats::default()),
         }

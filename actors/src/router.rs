@@ -69,6 +69,10 @@ struct Commit {
     outcomes: Vec<Result<IngestOutcome, EngineError>>,
     reply: IngestReply,
     notify: Vec<(SubscriptionId, Vec<EventId>)>,
+    /// The records written with the batch, with their payloads, by
+    /// subscription, which its actor uses instead of reading them back.
+    /// Deferred copies are not among them.
+    records: HashMap<SubscriptionId, Vec<EventRecord>>,
     /// Fires once the router has staged the batch's deferred copies, which
     /// it builds after sending the commit.
     staged: Option<oneshot::Receiver<()>>,
@@ -282,6 +286,10 @@ impl RouterState {
             }
         }
 
+        let created = records.iter().map(|r| r.event_type);
+        let mut created_counts = count_by_type(created);
+        let records = records_by_subscription(records, &accepted);
+
         let (copies_staged, staged) = if shared.is_empty() {
             (None, None)
         } else {
@@ -292,6 +300,7 @@ impl RouterState {
             outcomes,
             reply,
             notify,
+            records,
             staged,
         };
         if let Err(mpsc::error::SendError(commit)) = self.commits.send(commit) {
@@ -315,12 +324,40 @@ impl RouterState {
         if let Some(sender) = copies_staged {
             let _ = sender.send(());
         }
-        let created = records.iter().chain(&shared_records).map(|r| r.event_type);
-        for (event_type, count) in count_by_type(created) {
+        created_counts.extend(count_by_type(shared_records.iter().map(|r| r.event_type)));
+        for (event_type, count) in created_counts {
             metrics::counter!("argus_webhooks_events_created_total", "event_type" => event_type.as_str())
                 .increment(count);
         }
     }
+}
+
+/// Groups the records of a written batch by subscription, giving copies that
+/// share a payload the payload from their ingest record, so an actor can
+/// send them as they are.
+fn records_by_subscription(
+    records: Vec<EventRecord>,
+    accepted: &[IngestRecord],
+) -> HashMap<SubscriptionId, Vec<EventRecord>> {
+    let payloads: HashMap<PlatformEventId, &String> = accepted
+        .iter()
+        .filter_map(|ingest| Some((ingest.event_id, ingest.payload.as_ref()?)))
+        .collect();
+    let mut by_subscription: HashMap<SubscriptionId, Vec<EventRecord>> = HashMap::new();
+    for mut record in records {
+        if record.shared_payload {
+            match payloads.get(&record.platform_event_id) {
+                Some(payload) => record.payload = (*payload).clone(),
+                // Read from the store instead.
+                None => continue,
+            }
+        }
+        by_subscription
+            .entry(record.subscription_id)
+            .or_default()
+            .push(record);
+    }
+    by_subscription
 }
 
 /// Counts `types` by event type, so a batch updates each counter once
@@ -400,9 +437,10 @@ async fn run_commits(
             // sled's memory, and a client that retries the ingest gets a duplicate.
             ctx.store.release_copies(&commit.notify);
             for (sub, ids) in commit.notify {
+                let records = commit.records.remove(&sub).unwrap_or_default();
                 let _ = supervisor.cast(SupervisorMsg::Forward(
                     sub,
-                    SubscriptionMsg::EventsArrived(ids),
+                    SubscriptionMsg::EventsArrived(ids, records),
                 ));
             }
             let _ = commit.reply.send(commit.outcomes);

@@ -442,7 +442,12 @@ async fn stale_idle_stop_leaves_replacement_running() {
     let (supervisor, _) = ractor::Actor::spawn(None, Supervisor, SupervisorArgs { ctx })
         .await
         .unwrap();
-    let arrived = || SupervisorMsg::Forward(sub.id, SubscriptionMsg::EventsArrived(Vec::new()));
+    let arrived = || {
+        SupervisorMsg::Forward(
+            sub.id,
+            SubscriptionMsg::EventsArrived(Vec::new(), Vec::new()),
+        )
+    };
 
     // The first actor handles one forwarded message, then stops as idle.
     supervisor.cast(arrived()).unwrap();

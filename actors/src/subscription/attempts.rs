@@ -22,7 +22,12 @@ impl SubscriptionState {
         event_id: EventId,
         from_queue: bool,
     ) {
-        let event = match self.ctx.store.get_event(self.sub.id, event_id) {
+        let arrived = self.arrived.take(event_id, &self.ctx.arrived_bytes);
+        let read = match arrived {
+            Some(record) => Ok(Some(record)),
+            None => self.ctx.store.get_event(self.sub.id, event_id),
+        };
+        let event = match read {
             Ok(Some(event)) => event,
             Ok(None) => return,
             Err(error) => {
@@ -313,6 +318,7 @@ impl SubscriptionState {
         for in_flight in self.in_flight.values_mut() {
             in_flight.record = None;
         }
+        self.arrived.clear(&self.ctx.arrived_bytes);
         self.window.clear();
         self.ready.clear();
         self.timers.clear();

@@ -61,6 +61,7 @@ impl SubscriptionState {
             SubscriptionStatus::Active => {
                 let candidate = self.with_status(SubscriptionStatus::Paused);
                 if self.save_and_reply(candidate, reply) {
+                    self.arrived.clear(&self.ctx.arrived_bytes);
                     tracing::info!(subscription_id = %self.sub.id, "subscription paused");
                 }
             }

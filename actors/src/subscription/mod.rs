@@ -24,8 +24,11 @@ use crate::retry::{recovery_delay, scale};
 use crate::router::RouterMsg;
 use crate::supervisor::SupervisorMsg;
 
+mod arrived;
 mod attempts;
 mod commands;
+
+use arrived::ArrivedRecords;
 
 pub type Reply<T> = oneshot::Sender<Result<T, EngineError>>;
 
@@ -54,8 +57,9 @@ pub struct TestResult {
 }
 
 pub enum SubscriptionMsg {
-    /// New events were stored for this subscription.
-    EventsArrived(Vec<EventId>),
+    /// New events were stored for this subscription, oldest first, with the
+    /// records of those the router still had in memory.
+    EventsArrived(Vec<EventId>, Vec<EventRecord>),
     Pause(Reply<Subscription>),
     Resume(Reply<Subscription>),
     Update(SubscriptionSpec, Reply<Subscription>),
@@ -116,6 +120,9 @@ pub struct SubscriptionState {
     cursor: Option<EventId>,
     /// The store's queue has entries newer than `cursor` not yet in `window`.
     backlog_in_store: bool,
+    /// Records of queued events from arrival messages, so their first
+    /// attempts read nothing from the store.
+    arrived: ArrivedRecords,
     /// Retries that are due, and manual retries, in arrival order.
     ready: VecDeque<EventId>,
     /// Scheduled retries: event → attempt number the timer will start.
@@ -158,6 +165,7 @@ impl Actor for SubscriptionActor {
             window: BTreeSet::new(),
             cursor: None,
             backlog_in_store: true,
+            arrived: ArrivedRecords::default(),
             ready: VecDeque::new(),
             timers: HashMap::new(),
             in_flight: HashMap::new(),
@@ -207,7 +215,7 @@ impl Actor for SubscriptionActor {
             state.last_activity = Instant::now();
         }
         match message {
-            SubscriptionMsg::EventsArrived(ids) => state.events_arrived(ids),
+            SubscriptionMsg::EventsArrived(ids, records) => state.events_arrived(ids, records),
             SubscriptionMsg::Pause(reply) => state.pause(reply),
             SubscriptionMsg::Resume(reply) => state.resume(&myself, reply),
             SubscriptionMsg::ResumeVerified(result, reply) => state.resume_verified(result, reply),
@@ -244,6 +252,7 @@ impl Actor for SubscriptionActor {
 impl Drop for SubscriptionState {
     fn drop(&mut self) {
         self.ctx.live_actors.fetch_sub(1, Ordering::Relaxed);
+        self.arrived.clear(&self.ctx.arrived_bytes);
         let in_flight = self.in_flight.len();
         if in_flight > 0 {
             // Their outcomes can no longer be recorded; the events stay queued
@@ -346,14 +355,28 @@ impl SubscriptionState {
         });
     }
 
-    fn events_arrived(&mut self, ids: Vec<EventId>) {
+    fn events_arrived(&mut self, ids: Vec<EventId>, records: Vec<EventRecord>) {
         if self.sub.status == SubscriptionStatus::Disabled {
             // Stored before the router learnt of the disable.
             let reason = self.sub.status_reason.clone().unwrap_or_default();
             self.spawn_fail_unfinished(format!("the subscription was disabled: {reason}"));
             return;
         }
-        let limit = self.ctx.settings.queue_window.max(1);
+        // Only events this actor has not loaded yet keep their records: one
+        // at or below the cursor came from the store, and its first attempt
+        // may have started or ended since. A paused subscription may keep
+        // its queue for long, so its records stay in the store only.
+        if self.sub.status == SubscriptionStatus::Active {
+            for record in records {
+                if self.cursor.is_none_or(|cursor| record.id > cursor) {
+                    self.arrived.keep(record, &self.ctx.arrived_bytes);
+                }
+            }
+        }
+        // Ids whose records are in memory may pass the window's limit, which
+        // bounds the ids loaded from the store. Loading them back would scan
+        // the store, which waits while the router applies an ingest batch.
+        let limit = self.ctx.settings.queue_window.max(1) + self.arrived.len();
         for id in ids {
             let newer_than_cursor = self.cursor.is_none_or(|cursor| id > cursor);
             if !newer_than_cursor {
