@@ -14,6 +14,8 @@ use uuid::Uuid;
 
 use crate::error::FieldError;
 
+pub(crate) mod stored_time;
+
 /// Maximum length of an endpoint URL, in characters.
 pub const MAX_URL_LENGTH: usize = 2048;
 /// Maximum length of a subscription description, in characters.
@@ -649,6 +651,7 @@ pub struct SubscriptionSpec {
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryAttempt {
     pub attempt_number: u32,
+    #[serde(serialize_with = "stored_time::serialize")]
     pub timestamp: DateTime<Utc>,
     pub response_code: Option<u16>,
     /// Milliseconds from the start of the attempt to its end.
@@ -682,9 +685,12 @@ pub struct EventRecord {
     pub attempts: Vec<DeliveryAttempt>,
     /// Attempts made since the event was queued or last manually retried.
     pub round_attempts: u32,
+    #[serde(serialize_with = "stored_time::option::serialize")]
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub status_reason: Option<String>,
+    #[serde(serialize_with = "stored_time::serialize")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "stored_time::serialize")]
     pub updated_at: DateTime<Utc>,
 }
 

@@ -122,6 +122,7 @@ pub struct StoreConfig {
 pub struct IngestRecord {
     pub event_id: PlatformEventId,
     pub deliveries: Vec<(EventId, SubscriptionId)>,
+    #[serde(serialize_with = "crate::model::stored_time::serialize")]
     pub accepted_at: DateTime<Utc>,
     /// The payload that the event's copies share (see
     /// [`EventRecord::shared_payload`]), kept after the record's JSON.
