@@ -712,3 +712,27 @@ async fn malformed_bodies_name_the_problem() {
         "{detail}"
     );
 }
+
+/// A rejected request whose client stops sending the body gets its response
+/// once the body pauses, not after the body read timeout.
+#[tokio::test]
+async fn rejected_stalled_body_gets_prompt_response() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::start().await;
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let head = "POST /v1/subscriptions HTTP/1.1\r\nHost: localhost\r\n\
+                Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"url\": ";
+    stream.write_all(head.as_bytes()).await.unwrap();
+
+    // The body read timeout is 30 s; the client never sends the rest.
+    let mut response = [0u8; 64];
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read(&mut response),
+    )
+    .await;
+
+    let read = read.expect("the 401 came before the body read timeout");
+    let text = String::from_utf8_lossy(&response[..read.unwrap()]).to_string();
+    assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+}

@@ -16,6 +16,10 @@ use crate::problem::ApiError;
 /// the client can finish sending it and read the response.
 const DISCARD_LIMIT: usize = 8 * 1024 * 1024;
 
+/// Longest pause in a rejected request's body after which the service stops
+/// reading it and sends the response.
+const DISCARD_IDLE: Duration = Duration::from_millis(250);
+
 /// Reads the body, failing with 413 as soon as it exceeds `limit` bytes and
 /// with 408 when it has not fully arrived after `deadline`, so a stalled
 /// client cannot hold a request, and with it shutdown, open for ever.
@@ -47,10 +51,12 @@ async fn read_all(body: &mut BodyStream, limit: usize) -> Result<Bytes, ApiError
 /// [`DISCARD_LIMIT`] bytes and for at most `deadline`. If the server closed
 /// the connection while the body was still arriving, the client's next write
 /// would fail with a broken pipe, and it would never read the 413 or 401.
+/// A client that sends nothing for [`DISCARD_IDLE`] is not sending, so it
+/// gets the response then, without waiting for the deadline.
 pub async fn discard(body: &mut BodyStream, deadline: Duration) {
     let drain = async {
         let mut dropped = 0;
-        while let Some(Ok(chunk)) = body.next().await {
+        while let Ok(Some(Ok(chunk))) = tokio::time::timeout(DISCARD_IDLE, body.next()).await {
             dropped += chunk.len();
             if dropped > DISCARD_LIMIT {
                 break;
