@@ -22,10 +22,12 @@ impl SubscriptionState {
         event_id: EventId,
         from_queue: bool,
     ) {
+        // A kept record serves only a first attempt from the queue; a retry
+        // reads the store, which has the attempts made since.
         let arrived = self.arrived.take(event_id, &self.ctx.arrived_bytes);
         let read = match arrived {
-            Some(record) => Ok(Some(record)),
-            None => self.ctx.store.get_event(self.sub.id, event_id),
+            Some(record) if from_queue => Ok(Some(record)),
+            _ => self.ctx.store.get_event(self.sub.id, event_id),
         };
         let event = match read {
             Ok(Some(event)) => event,
