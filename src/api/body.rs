@@ -16,7 +16,7 @@ use crate::problem::ApiError;
 /// the client can finish sending it and read the response.
 const DISCARD_LIMIT: usize = 8 * 1024 * 1024;
 
-/// Longest pause in a rejected request's body after which the service stops
+/// Pause in a rejected request's body after which the service stops
 /// reading it and sends the response.
 const DISCARD_IDLE: Duration = Duration::from_millis(250);
 
