@@ -486,3 +486,68 @@ async fn stale_idle_stop_leaves_replacement_running() {
     );
     supervisor.stop(None);
 }
+
+/// An arrival message can reach a subscription's actor after the actor it was
+/// sent to failed and was replaced, when the failed actor had already sent
+/// the event. The replacement must not send it again from the message's
+/// record, whose status is still Pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_arrival_after_restart_sends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = engine_config(dir.path(), EngineSettings::default());
+    let store = Store::open(&config.store).unwrap();
+    let receiver = Receiver::start().await;
+    let sub = Subscription {
+        url: EndpointUrl::parse(&receiver.url, true).unwrap(),
+        ..stored_subscription()
+    };
+    store.put_subscription(&sub).unwrap();
+    let copy_of = |status: EventStatus| EventRecord {
+        status,
+        ..EventRecord::pending_copy(
+            (EventId::new(), sub.id),
+            sub.account_id.clone(),
+            EventType::LeaseCreated,
+            PlatformEventId(uuid::Uuid::new_v4()),
+            "{}".into(),
+            false,
+            Utc::now(),
+        )
+    };
+    // Delivered by the actor that failed: the store has the outcome.
+    let sent = copy_of(EventStatus::Delivered);
+    store
+        .write_ingest(&[], std::slice::from_ref(&sent))
+        .unwrap();
+    let client = DeliveryClient::new(config.delivery).unwrap();
+    let ctx = Arc::new(Context::new(store.clone(), client, config.settings));
+    let (supervisor, _) = ractor::Actor::spawn(None, Supervisor, SupervisorArgs { ctx })
+        .await
+        .unwrap();
+
+    let late = EventRecord {
+        status: EventStatus::Pending,
+        ..sent.clone()
+    };
+    let arrived = |record: EventRecord| {
+        SupervisorMsg::Forward(
+            sub.id,
+            SubscriptionMsg::EventsArrived(vec![record.id], vec![record]),
+        )
+    };
+    supervisor.cast(arrived(late)).unwrap();
+    new_subscription_actor(&supervisor, None).await;
+    // A new event afterwards is sent; the late one, older, would go first.
+    let fresh = copy_of(EventStatus::Pending);
+    store
+        .write_ingest(&[], std::slice::from_ref(&fresh))
+        .unwrap();
+    supervisor.cast(arrived(fresh.clone())).unwrap();
+
+    assert!(
+        wait_until(Duration::from_secs(10), || !receiver.ids().is_empty()).await,
+        "the new event was not sent"
+    );
+    assert_eq!(receiver.ids(), vec![fresh.id.to_string()]);
+    supervisor.stop(None);
+}

@@ -120,6 +120,10 @@ pub struct SubscriptionState {
     cursor: Option<EventId>,
     /// The store's queue has entries newer than `cursor` not yet in `window`.
     backlog_in_store: bool,
+    /// An id created as this actor started. Events created before it may
+    /// have been started by an earlier actor of the subscription, one that
+    /// failed while their arrival message was still on its way.
+    started_after: EventId,
     /// Records of queued events from arrival messages, so their first
     /// attempts read nothing from the store.
     arrived: ArrivedRecords,
@@ -165,6 +169,8 @@ impl Actor for SubscriptionActor {
             window: BTreeSet::new(),
             cursor: None,
             backlog_in_store: true,
+            // Ids from `EventId::new` are ordered by creation within the process.
+            started_after: EventId::new(),
             arrived: ArrivedRecords::default(),
             ready: VecDeque::new(),
             timers: HashMap::new(),
@@ -362,13 +368,18 @@ impl SubscriptionState {
             self.spawn_fail_unfinished(format!("the subscription was disabled: {reason}"));
             return;
         }
-        // Only events this actor has not loaded yet keep their records: one
-        // at or below the cursor came from the store, and its first attempt
-        // may have started or ended since. A paused subscription may keep
-        // its queue for long, so its records stay in the store only.
+        // Only events that no actor can have started keep their records: one
+        // at or below the cursor came from the store, and one created before
+        // this actor started may have been sent by the actor it replaced.
+        // Their first attempts may have started or ended since. A paused
+        // subscription may keep its queue for long, so its records stay in
+        // the store only.
         if self.sub.status == SubscriptionStatus::Active {
+            let floor = self
+                .cursor
+                .map_or(self.started_after, |cursor| cursor.max(self.started_after));
             for record in records {
-                if self.cursor.is_none_or(|cursor| record.id > cursor) {
+                if record.id > floor {
                     self.arrived.keep(record, &self.ctx.arrived_bytes);
                 }
             }
