@@ -342,3 +342,29 @@ async fn first_load_keeps_floor_of_held_copy() {
     store.release_copies(&held_copies);
     assert_eq!(store.queue_window(sub, None, 10).unwrap(), ids(&mine));
 }
+
+/// Failing a disabled subscription's queue leaves the events created after
+/// the cutoff, which a quick resume may already have queued again.
+#[tokio::test]
+async fn fail_unfinished_spares_later_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let account = AccountId::parse("acme-capital").unwrap();
+    let sub = SubscriptionId(uuid::Uuid::new_v4());
+    let store = Store::open(&config(dir.path())).unwrap();
+    let earlier = events(&account, sub, 3);
+    store.write_ingest(&[], &earlier).unwrap();
+    let cutoff = EventId::new();
+    let later = events(&account, sub, 2);
+    store.write_ingest(&[], &later).unwrap();
+
+    let failed = store
+        .fail_unfinished_before(sub, "the subscription was disabled", Some(cutoff))
+        .unwrap();
+
+    assert_eq!(failed, 3);
+    assert_eq!(store.queue_window(sub, None, 10).unwrap(), ids(&later));
+    for event in &earlier {
+        let stored = store.get_event(sub, event.id).unwrap().unwrap();
+        assert_eq!(stored.status, EventStatus::Failed);
+    }
+}

@@ -456,6 +456,18 @@ impl Store {
     /// Marks every queued or retrying event of a subscription Failed with
     /// `reason`, and returns how many it changed.
     pub fn fail_unfinished(&self, subscription: SubscriptionId, reason: &str) -> StoreResult<u64> {
+        self.fail_unfinished_before(subscription, reason, None)
+    }
+
+    /// [`Store::fail_unfinished`] for the events created before `before`
+    /// only, when given. A subscription that is disabled and quickly resumed
+    /// may get new events while the scan still runs, and those must not fail.
+    pub fn fail_unfinished_before(
+        &self,
+        subscription: SubscriptionId,
+        reason: &str,
+        before: Option<EventId>,
+    ) -> StoreResult<u64> {
         let floor = self.inner.queue_floors.read(subscription).id;
         self.apply_staged()?;
         let mut ids: Vec<EventId> = match floor {
@@ -476,6 +488,9 @@ impl Store {
             if let Some(id) = EventId::from_slice(&key[17..]) {
                 ids.push(id);
             }
+        }
+        if let Some(before) = before {
+            ids.retain(|id| *id < before);
         }
         let now = Utc::now();
         let mut changed = 0;

@@ -328,16 +328,21 @@ impl SubscriptionState {
         self.spawn_fail_unfinished(format!("the subscription was disabled: {reason}"));
     }
 
-    /// Marks the subscription's queued and retrying events Failed, off the actor's thread.
+    /// Marks the subscription's queued and retrying events Failed, off the
+    /// actor's thread. Events created from now on are left alone, since the
+    /// subscription may be resumed before the scan ends.
     pub(super) fn spawn_fail_unfinished(&self, event_reason: String) {
         let store = self.ctx.store.clone();
         let id = self.sub.id;
-        tokio::task::spawn_blocking(move || match store.fail_unfinished(id, &event_reason) {
-            Ok(count) => {
-                tracing::info!(subscription_id = %id, count, "queued events failed because the subscription was disabled")
-            }
-            Err(error) => {
-                tracing::error!(subscription_id = %id, %error, "cannot fail the queued events of a disabled subscription")
+        let before = EventId::new();
+        tokio::task::spawn_blocking(move || {
+            match store.fail_unfinished_before(id, &event_reason, Some(before)) {
+                Ok(count) => {
+                    tracing::info!(subscription_id = %id, count, "queued events failed because the subscription was disabled")
+                }
+                Err(error) => {
+                    tracing::error!(subscription_id = %id, %error, "cannot fail the queued events of a disabled subscription")
+                }
             }
         });
     }
