@@ -11,7 +11,7 @@ use warp::reply::Response;
 
 use super::body::{parse_json_array, parse_json_object, require_json};
 use super::dto::{IngestView, PlatformEventInput, parse_event_type};
-use super::subscriptions::truncate;
+use super::subscriptions::not_a_uuid;
 use super::{AppState, Request, json, require_scope};
 use crate::auth::{PUBLISH_SCOPE, Principal};
 use crate::problem::ApiError;
@@ -70,7 +70,6 @@ fn validate(input: PlatformEventInput) -> Result<PlatformEvent, ApiError> {
     if input.event_type.is_none() {
         require("eventType", "one of the 16 platform event types");
     }
-
     if input.account_id.is_none() {
         require("accountId", "the account the event belongs to");
     }
@@ -93,10 +92,7 @@ fn validate(input: PlatformEventInput) -> Result<PlatformEvent, ApiError> {
     });
     if id.is_none() {
         let raw = input.id.as_deref().unwrap_or_default();
-        errors.push(FieldError::new(
-            "id",
-            format!("must be a UUID; got '{}'", truncate(raw)),
-        ));
+        errors.push(FieldError::new("id", not_a_uuid(raw)));
     }
     let account = input
         .account_id
@@ -118,10 +114,7 @@ fn validate(input: PlatformEventInput) -> Result<PlatformEvent, ApiError> {
     let resource_id = input.resource_id.as_deref().and_then(|raw| {
         let parsed = uuid::Uuid::parse_str(raw).ok();
         if parsed.is_none() {
-            errors.push(FieldError::new(
-                "resourceId",
-                format!("must be a UUID; got '{}'", truncate(raw)),
-            ));
+            errors.push(FieldError::new("resourceId", not_a_uuid(raw)));
         }
         parsed
     });

@@ -22,23 +22,23 @@ const DEFAULT_GRACE_SECONDS: i64 = 86_400;
 
 /// Parses a UUID path or query parameter, naming it on failure.
 pub fn parse_uuid(raw: &str, field: &str) -> Result<uuid::Uuid, ApiError> {
-    uuid::Uuid::parse_str(raw)
-        .map_err(|_| ApiError::field(field, format!("must be a UUID; got '{}'", truncate(raw))))
+    uuid::Uuid::parse_str(raw).map_err(|_| ApiError::field(field, not_a_uuid(raw)))
 }
 
 /// Parses a UUID path parameter. A malformed id names no resource, so it
 /// returns 404 like an unknown id, with the field and the reason attached.
 pub fn parse_path_id(raw: &str, field: &str) -> Result<uuid::Uuid, ApiError> {
-    uuid::Uuid::parse_str(raw).map_err(|_| {
-        ApiError::MalformedId(FieldError::new(
-            field,
-            format!("must be a UUID; got '{}'", truncate(raw)),
-        ))
-    })
+    uuid::Uuid::parse_str(raw)
+        .map_err(|_| ApiError::MalformedId(FieldError::new(field, not_a_uuid(raw))))
 }
 
 fn subscription_id(request: &Request) -> Result<SubscriptionId, ApiError> {
     parse_path_id(&request.params[0], "subscriptionId").map(SubscriptionId)
+}
+
+/// Returns the message for `raw` where a UUID is expected.
+pub fn not_a_uuid(raw: &str) -> String {
+    format!("must be a UUID; got '{}'", truncate(raw))
 }
 
 /// Shortens a value echoed in an error message.
